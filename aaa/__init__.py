@@ -1,0 +1,1 @@
+"""RADIUS protocol, authentication, authorization, CoA/Disconnect."""

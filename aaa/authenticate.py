@@ -1,0 +1,135 @@
+"""Which authentication method a request uses, and whether its credentials hold.
+
+Attributes are read raw by code (pyrad keys undecoded values by code), so a
+User-Name or password that is not valid UTF-8 cannot raise in a decoder.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from pyrad.packet import Packet
+from twisted.internet import defer
+
+from aaa import chap, mschap
+from aaa.credentials import SubscriberAuth
+from aaa.errors import CryptoInputError
+from aaa.outcome import Outcome
+from aaa.pap import decrypt_user_password
+from aaa.verifier import PasswordVerifier
+
+log = logging.getLogger(__name__)
+
+USER_PASSWORD = 2
+CHAP_PASSWORD = 3
+CHAP_CHALLENGE = 60
+EAP_MESSAGE = 79
+MICROSOFT = 311
+MS_CHAP_RESPONSE = (MICROSOFT, 1)
+MS_CHAP_CHALLENGE = (MICROSOFT, 11)
+MS_CHAP2_RESPONSE = (MICROSOFT, 25)
+
+EAP_TYPES = {1: "Identity", 4: "MD5-Challenge", 13: "EAP-TLS", 21: "EAP-TTLS",
+             25: "PEAP", 26: "MS-CHAP-V2", 43: "EAP-FAST", 52: "EAP-PWD"}
+
+
+@dataclass
+class AuthResult:
+    outcome: Outcome
+    method: str
+    attributes: list[tuple[str, object]] = field(default_factory=list)
+    detail: str = ""
+
+
+def raw(pkt: Packet, key: int | tuple[int, int]) -> bytes | None:
+    values = OrderedDict.get(pkt, key)
+    return values[0] if values else None
+
+
+def detect_method(pkt: Packet) -> str:
+    if raw(pkt, USER_PASSWORD) is not None:
+        return "pap"
+    if raw(pkt, CHAP_PASSWORD) is not None:
+        return "chap"
+    if raw(pkt, MS_CHAP2_RESPONSE) is not None:
+        return "mschapv2"
+    if raw(pkt, MS_CHAP_RESPONSE) is not None:
+        return "mschapv1"
+    if raw(pkt, EAP_MESSAGE) is not None:
+        return "eap"
+    return "none"
+
+
+def eap_method_name(pkt: Packet) -> str:
+    """Name the EAP method a request carries, for the log line that explains the reject."""
+    data = b"".join(OrderedDict.get(pkt, EAP_MESSAGE, []))
+    if len(data) >= 5 and data[0] == 2:  # EAP-Response
+        return "EAP-" + EAP_TYPES.get(data[4], f"type {data[4]}").removeprefix("EAP-")
+    return "EAP"
+
+
+class Authenticator:
+    def __init__(self, verifier: PasswordVerifier) -> None:
+        self.verifier = verifier
+
+    def authenticate(self, pkt: Packet, user_name: bytes,
+                     sub: SubscriberAuth) -> defer.Deferred[AuthResult]:
+        method = detect_method(pkt)
+        try:
+            if method == "pap":
+                return self._pap(pkt, sub)
+            if method == "chap":
+                return defer.succeed(self._chap(pkt, sub))
+            if method == "mschapv2":
+                return defer.succeed(self._mschapv2(pkt, user_name, sub))
+        except CryptoInputError as exc:
+            return defer.succeed(AuthResult(Outcome.MALFORMED_CREDENTIALS, method, detail=str(exc)))
+        if method == "none":
+            return defer.succeed(AuthResult(Outcome.NO_CREDENTIALS, method))
+        name = eap_method_name(pkt) if method == "eap" else "MS-CHAPv1"
+        log.info("rejecting %s: %s is not supported", sub.login, name)
+        return defer.succeed(AuthResult(Outcome.UNSUPPORTED_METHOD, method,
+                                        detail=f"{name} is not supported"))
+
+    def _pap(self, pkt: Packet, sub: SubscriberAuth) -> defer.Deferred[AuthResult]:
+        password = decrypt_user_password(raw(pkt, USER_PASSWORD) or b"", pkt.secret,
+                                         pkt.authenticator)
+        if sub.password_hash is None:
+            return defer.succeed(AuthResult(Outcome.WRONG_PASSWORD, "pap",
+                                            detail="no PAP password stored"))
+        d = self.verifier.verify(sub.login, sub.password_hash, password)
+        return d.addCallback(lambda ok: AuthResult(
+            Outcome.ACCEPT if ok else Outcome.WRONG_PASSWORD, "pap"))
+
+    def _chap(self, pkt: Packet, sub: SubscriberAuth) -> AuthResult:
+        if sub.cleartext is None:
+            return AuthResult(Outcome.UNSUPPORTED_METHOD, "chap",
+                              detail="CHAP is not enabled for this subscriber")
+        challenge = raw(pkt, CHAP_CHALLENGE) or pkt.authenticator
+        ok = chap.verify_chap(raw(pkt, CHAP_PASSWORD) or b"", challenge, sub.cleartext)
+        return AuthResult(Outcome.ACCEPT if ok else Outcome.WRONG_PASSWORD, "chap")
+
+    def _mschapv2(self, pkt: Packet, user_name: bytes, sub: SubscriberAuth) -> AuthResult:
+        challenge = raw(pkt, MS_CHAP_CHALLENGE)
+        if challenge is None or len(challenge) != 16:
+            raise CryptoInputError("MS-CHAP2-Response without a 16-octet MS-CHAP-Challenge")
+        response = mschap.parse_mschap2_response(raw(pkt, MS_CHAP2_RESPONSE) or b"")
+        if sub.nt_hash is None:
+            return AuthResult(Outcome.WRONG_PASSWORD, "mschapv2", detail="no NT hash stored")
+        success = mschap.verify_mschap2(sub.nt_hash, user_name, challenge, response)
+        if success is None:
+            # MS-CHAP-Error lets the peer show "wrong password" (RFC 2759 section 6).
+            error = bytes((response.ident,)) + b"E=691 R=0 C=" + challenge.hex().upper().encode() \
+                + b" V=3 M=Authentication failed"
+            return AuthResult(Outcome.WRONG_PASSWORD, "mschapv2",
+                              attributes=[("MS-CHAP-Error", error)])
+        send_key, recv_key = mschap.mppe_keys(sub.nt_hash, response.nt_response)
+        return AuthResult(Outcome.ACCEPT, "mschapv2", attributes=[
+            ("MS-CHAP2-Success", success),
+            ("MS-MPPE-Send-Key", send_key),
+            ("MS-MPPE-Recv-Key", recv_key),
+            ("MS-MPPE-Encryption-Policy", 1),  # allowed
+            ("MS-MPPE-Encryption-Types", 6),   # 128-bit | 40-bit
+        ])

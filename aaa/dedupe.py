@@ -1,0 +1,64 @@
+"""Duplicate detection (RFC 5080 section 2.2.2): answer retransmissions from a cache.
+
+Key: client address, source port, Identifier and Request Authenticator. A
+request still in flight is not processed twice (its retransmission is
+dropped); a finished one gets its cached reply resent for ``window`` seconds,
+like FreeRADIUS's ``cleanup_delay``. Entries expire on a Clock so tests drive
+time; the cache is bounded so a flood of distinct requests cannot grow it
+without limit.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Final
+
+from twisted.internet.interfaces import IReactorTime
+
+Key = tuple[str, int, int, bytes]
+IN_FLIGHT: Final = b""
+
+
+class DuplicateCache:
+    def __init__(self, clock: IReactorTime, window: float = 5.0,
+                 max_entries: int = 100_000, max_processing: float = 30.0) -> None:
+        self.clock = clock
+        self.window = window
+        self.max_entries = max_entries
+        self.max_processing = max_processing
+        # key -> (expiry, reply bytes or IN_FLIGHT or None for "no reply sent")
+        self._entries: OrderedDict[Key, tuple[float, bytes | None]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, key: Key) -> tuple[bool, bytes | None]:
+        """(seen, reply): seen is False for a new request, which is now marked in flight."""
+        self._expire()
+        entry = self._entries.get(key)
+        if entry is None:
+            if len(self._entries) >= self.max_entries:
+                self._entries.popitem(last=False)
+            self._entries[key] = (self.clock.seconds() + self.max_processing, IN_FLIGHT)
+            return False, None
+        reply = entry[1]
+        return True, (None if reply == IN_FLIGHT else reply)
+
+    def done(self, key: Key, reply: bytes | None) -> None:
+        """Remember the reply; ``None`` forgets the request so a resend is processed again.
+
+        Forgetting matters for accounting: no reply means the record was not
+        stored, and the NAS's retransmission must get a fresh try.
+        """
+        self._entries.pop(key, None)
+        if reply is not None:
+            self._entries[key] = (self.clock.seconds() + self.window, reply)
+
+    def _expire(self) -> None:
+        now = self.clock.seconds()
+        entries = self._entries
+        while entries:
+            key, (expiry, _) = next(iter(entries.items()))
+            if expiry > now:
+                break
+            del entries[key]

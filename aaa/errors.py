@@ -1,0 +1,16 @@
+"""Exceptions shared by the AAA modules."""
+
+
+class CryptoInputError(ValueError):
+    """A malformed authentication attribute or crypto input.
+
+    Subclasses ValueError because the input, not the server, is at fault:
+    a wrong-length CHAP-Password or MS-CHAP2-Response means a broken or
+    hostile NAS, and the request handler answers it with an Access-Reject
+    (and logs it) rather than crashing the worker or treating it as a
+    plain password mismatch.
+    """
+
+
+class DictionaryError(Exception):
+    """The RADIUS dictionary files are missing or do not parse."""

@@ -1,0 +1,18 @@
+"""Prometheus counters of the RADIUS listeners (exposed by radbill.app when enabled)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter("radbill_radius_requests_total", "RADIUS requests received from known clients",
+                   ["port", "code"])
+OUTCOMES = Counter("radbill_radius_outcomes_total", "Decisions taken on RADIUS requests",
+                   ["port", "outcome"])
+DROPPED = Counter("radbill_radius_dropped_total", "Datagrams dropped without a reply",
+                  ["port", "reason"])
+DUPLICATES = Counter("radbill_radius_duplicates_total",
+                     "Retransmissions answered from the duplicate cache or ignored in flight",
+                     ["port"])
+IN_FLIGHT = Gauge("radbill_radius_in_flight", "Requests being processed", ["port"])
+LATENCY = Histogram("radbill_radius_request_seconds", "Time from datagram to reply", ["port"],
+                    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))

@@ -1,0 +1,247 @@
+"""The RADIUS listener: decode, validate, de-duplicate and dispatch; nothing else.
+
+Shaped like Twisted's ``names/dns.py`` DNSDatagramProtocol: every datagram is
+checked (aaa.wire), matched to a NAS client, verified (Request Authenticator
+for accounting, Message-Authenticator whenever present), de-duplicated (RFC
+5080) and handed to a handler that returns a Decision. The Decision becomes a
+reply only through aaa.outcome's table. Nothing a peer sends can raise out of
+``datagramReceived``: malformed input is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Literal, Protocol
+
+from pyrad import packet as P
+from pyrad.dictionary import Dictionary
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import DatagramProtocol
+from twisted.python.failure import Failure
+
+from aaa import metrics
+from aaa.clients import ClientTable, NasClient
+from aaa.dedupe import DuplicateCache
+from aaa.outcome import Decision, Outcome, rule_for
+from aaa.wire import MESSAGE_AUTHENTICATOR, PROXY_STATE, Malformed, check_packet
+
+log = logging.getLogger(__name__)
+
+PortKind = Literal["auth", "acct"]
+ACCEPTED_CODES: dict[str, frozenset[int]] = {
+    "auth": frozenset({P.AccessRequest, P.StatusServer}),
+    "acct": frozenset({P.AccountingRequest, P.StatusServer}),
+}
+CODE_NAMES = {P.AccessRequest: "Access-Request", P.AccountingRequest: "Accounting-Request",
+              P.StatusServer: "Status-Server"}
+
+
+class RequestHandler(Protocol):
+    def handle(self, client: NasClient, pkt: P.Packet) -> defer.Deferred[Decision]: ...
+
+
+class UnknownClientLog:
+    """Log an unknown source once per address per interval; count every datagram."""
+
+    def __init__(self, clock: IReactorTime, interval: float = 60.0, max_entries: int = 10_000):
+        self.clock = clock
+        self.interval = interval
+        self.max_entries = max_entries
+        self._last: OrderedDict[str, float] = OrderedDict()
+
+    def should_log(self, host: str) -> bool:
+        now = self.clock.seconds()
+        last = self._last.get(host)
+        if last is not None and now - last < self.interval:
+            return False
+        self._last.pop(host, None)
+        if len(self._last) >= self.max_entries:
+            self._last.popitem(last=False)
+        self._last[host] = now
+        return True
+
+
+def request_authenticator_ok(data: bytes, secret: bytes) -> bool:
+    """RFC 2866 section 3: MD5(Code+Identifier+Length+16 zeros+Attributes+Secret)."""
+    expected = hashlib.md5(data[:4] + b"\x00" * 16 + data[20:] + secret).digest()  # noqa: S324
+    return hmac.compare_digest(expected, data[4:20])
+
+
+class RadiusServerProtocol(DatagramProtocol):
+    def __init__(self, kind: PortKind, clients: ClientTable, dictionary: Dictionary,
+                 handler: RequestHandler, clock: IReactorTime, dedupe: DuplicateCache,
+                 unknown: UnknownClientLog, max_packet_size: int = 4096,
+                 max_in_flight: int = 2048,
+                 on_unknown_client: Callable[[str], None] | None = None) -> None:
+        self.kind = kind
+        self.clients = clients
+        self.dictionary = dictionary
+        self.handler = handler
+        self.clock = clock
+        self.dedupe = dedupe
+        self.unknown = unknown
+        self.max_packet_size = max_packet_size
+        self.max_in_flight = max_in_flight
+        self.on_unknown_client = on_unknown_client
+        self.in_flight = 0
+        self._dropped = {reason: metrics.DROPPED.labels(kind, reason) for reason in (
+            "malformed", "unknown-client", "bad-code", "bad-authenticator",
+            "bad-message-authenticator", "missing-message-authenticator",
+            "proxy-state-without-message-authenticator", "undecodable", "overload", "no-reply")}
+        self._duplicates = metrics.DUPLICATES.labels(kind)
+        self._in_flight_gauge = metrics.IN_FLIGHT.labels(kind)
+        self._latency = metrics.LATENCY.labels(kind)
+
+    # -- receive -------------------------------------------------------------------
+
+    def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        try:
+            self._receive(data, addr)
+        except Exception:
+            # Last line of defence: what slipped past the checks costs one packet, not the server.
+            log.exception("dropping datagram from %s:%s after an internal error", addr[0], addr[1])
+            self._dropped["undecodable"].inc()
+
+    def _drop(self, reason: str, addr: tuple[str, int], detail: str) -> None:
+        self._dropped[reason].inc()
+        log.warning("%s port: dropped packet from %s:%s: %s", self.kind, addr[0], addr[1], detail)
+
+    def _receive(self, data: bytes, addr: tuple[str, int]) -> None:
+        host, port = addr[0], addr[1]
+        client = self.clients.find(host)
+        if client is None:
+            self._dropped["unknown-client"].inc()
+            if self.unknown.should_log(host):
+                log.warning("%s port: packet from unknown client %s ignored "
+                            "(add it with 'radbill nas add')", self.kind, host)
+            if self.on_unknown_client is not None:
+                self.on_unknown_client(host)
+            return
+        try:
+            data = check_packet(data, self.max_packet_size)
+        except Malformed as exc:
+            self._drop("malformed", addr, f"{client.name}: {exc}")
+            return
+        code = data[0]
+        if code not in ACCEPTED_CODES[self.kind]:
+            self._drop("bad-code", addr, f"{client.name}: code {code} not accepted here")
+            return
+        if code == P.AccountingRequest and not request_authenticator_ok(data, client.secret):
+            self._drop("bad-authenticator", addr,
+                       f"{client.name}: Request Authenticator mismatch (wrong shared secret?)")
+            return
+        key = (host, port, data[1], data[4:20])
+        seen, cached = self.dedupe.lookup(key)
+        if seen:
+            self._duplicates.inc()
+            if cached is not None:
+                self.transport.write(cached, addr)
+            return
+        try:
+            pkt = self._decode(code, data, client)
+        except Exception as exc:
+            self.dedupe.done(key, None)
+            self._drop("undecodable", addr, f"{client.name}: {exc}")
+            return
+        problem = self._check_message_authenticator(code, pkt, client)
+        if problem is not None:
+            self.dedupe.done(key, None)
+            self._drop(problem[0], addr, f"{client.name}: {problem[1]}")
+            return
+        if self.in_flight >= self.max_in_flight:
+            self.dedupe.done(key, None)
+            self._drop("overload", addr, f"{client.name}: {self.in_flight} requests in flight")
+            return
+        metrics.REQUESTS.labels(self.kind, CODE_NAMES[code]).inc()
+        self._dispatch(code, pkt, client, key, addr)
+
+    def _decode(self, code: int, data: bytes, client: NasClient) -> P.Packet:
+        cls = P.AcctPacket if self.kind == "acct" else P.AuthPacket
+        return cls(packet=data, dict=self.dictionary, secret=client.secret)
+
+    def _check_message_authenticator(self, code: int, pkt: P.Packet,
+                                     client: NasClient) -> tuple[str, str] | None:
+        has_ma = OrderedDict.__contains__(pkt, MESSAGE_AUTHENTICATOR)
+        if has_ma:
+            if not pkt.verify_message_authenticator():
+                return ("bad-message-authenticator",
+                        "Message-Authenticator invalid (wrong shared secret?)")
+            return None
+        if code == P.StatusServer:
+            return ("missing-message-authenticator",
+                    "Status-Server without Message-Authenticator (RFC 5997)")
+        if code == P.AccessRequest:
+            if client.require_message_authenticator:
+                return ("missing-message-authenticator",
+                        "Access-Request without Message-Authenticator, which this client must "
+                        "send (CVE-2024-3596)")
+            if OrderedDict.__contains__(pkt, PROXY_STATE):
+                return ("proxy-state-without-message-authenticator",
+                        "Proxy-State without Message-Authenticator (CVE-2024-3596)")
+        return None
+
+    # -- dispatch and reply ----------------------------------------------------------
+
+    def _dispatch(self, code: int, pkt: P.Packet, client: NasClient,
+                  key: tuple[str, int, int, bytes], addr: tuple[str, int]) -> None:
+        started = time.perf_counter()
+        self.in_flight += 1
+        self._in_flight_gauge.inc()
+        if code == P.StatusServer:
+            d: defer.Deferred[Decision] = defer.succeed(Decision(Outcome.STATUS_OK))
+        else:
+            d = defer.maybeDeferred(self.handler.handle, client, pkt)
+
+        def failed(failure: Failure) -> Decision:
+            log.error("%s port: request from %s failed: %s", self.kind, client.name,
+                      failure.getErrorMessage(), exc_info=failure.value)
+            return Decision(Outcome.FAILED, detail=failure.getErrorMessage())
+
+        def reply(decision: Decision) -> None:
+            self.in_flight -= 1
+            self._in_flight_gauge.dec()
+            raw = self._encode(pkt, decision, client)
+            self.dedupe.done(key, raw)
+            metrics.OUTCOMES.labels(self.kind, decision.outcome.value).inc()
+            if raw is None:
+                self._dropped["no-reply"].inc()
+                return
+            if decision.outcome not in (Outcome.ACCEPT, Outcome.ACCOUNTING_STORED,
+                                        Outcome.STATUS_OK):
+                log.info("%s: %s from %s (%s)", self.kind, decision.outcome.value, client.name,
+                         decision.detail)
+            self.transport.write(raw, addr)
+            self._latency.observe(time.perf_counter() - started)
+
+        d.addErrback(failed).addCallback(reply).addErrback(
+            lambda f: log.error("reply failed: %s", f.getErrorMessage(), exc_info=f.value))
+
+    def _encode(self, pkt: P.Packet, decision: Decision, client: NasClient) -> bytes | None:
+        rule = rule_for(self.kind, decision.outcome)
+        if rule.code is None:
+            return None
+        reply = pkt.CreateReply()
+        reply.code = rule.code
+        message = decision.message or rule.message
+        if message:
+            reply.AddAttribute("Reply-Message", message)
+        for name, value in decision.attributes:
+            try:
+                reply.AddAttribute(name, value)
+            except Exception as exc:
+                log.error("cannot encode reply attribute %s=%r for %s: %s", name, value,
+                          client.name, exc)
+        if rule.code in (P.AccessAccept, P.AccessReject, P.AccessChallenge) or \
+                pkt.code == P.StatusServer:
+            reply.add_message_authenticator()
+        try:
+            return reply.ReplyPacket()  # type: ignore[no-any-return]
+        except Exception as exc:
+            log.error("cannot encode reply to %s: %s", client.name, exc)
+            return None

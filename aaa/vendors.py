@@ -1,0 +1,90 @@
+"""Vendor profiles as data: how each NAS family wants rate limits and session identity.
+
+A profile is a table, not code per vendor: adding a vendor is adding an entry.
+Rate-limit templates are formatted with the plan's limits (``{up}``/``{down}``
+as written in the plan, ``{up_bps}``, ``{up_kbps}``, ``{up_burst}`` bytes, ...).
+``disconnect_keys`` lists the attributes, in order, that identify a session in
+a Disconnect-Request or CoA-Request (RFC 5176 section 3) for that vendor.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from radbill.db.models import Vendor
+
+RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$")
+UNITS = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
+
+
+@dataclass(frozen=True)
+class VendorProfile:
+    rate_limit: tuple[tuple[str, str], ...]
+    disconnect_keys: tuple[str, ...]
+
+
+PROFILES: dict[Vendor, VendorProfile] = {
+    Vendor.GENERIC: VendorProfile(
+        rate_limit=(),
+        disconnect_keys=("User-Name", "Acct-Session-Id", "NAS-IP-Address")),
+    # RouterOS: rx-rate/tx-rate from the router's view of the client interface,
+    # i.e. the subscriber's upload/download.
+    Vendor.MIKROTIK: VendorProfile(
+        rate_limit=(("Mikrotik-Rate-Limit", "{up}/{down}"),),
+        disconnect_keys=("User-Name", "Acct-Session-Id", "Framed-IP-Address")),
+    # IOS PPPoE: per-session interface config, burst sizes in bytes.
+    Vendor.CISCO: VendorProfile(
+        rate_limit=(
+            ("Cisco-AVPair", "lcp:interface-config#1=rate-limit input {up_bps} {up_burst} "
+                             "{up_burst2} conform-action transmit exceed-action drop"),
+            ("Cisco-AVPair", "lcp:interface-config#2=rate-limit output {down_bps} {down_burst} "
+                             "{down_burst2} conform-action transmit exceed-action drop"),
+        ),
+        disconnect_keys=("Acct-Session-Id", "User-Name")),
+    # Junos BNG: a parameterised dynamic-profile service.
+    Vendor.JUNIPER: VendorProfile(
+        rate_limit=(("ERX-Service-Activate:1", "svc-rate({down_bps},{up_bps})"),),
+        disconnect_keys=("Acct-Session-Id", "User-Name")),
+    # accel-ppp's shaper reads the Roaring Penguin attributes, in kbit/s.
+    Vendor.ACCEL_PPP: VendorProfile(
+        rate_limit=(("PPPD-Upstream-Speed-Limit", "{up_kbps}"),
+                    ("PPPD-Downstream-Speed-Limit", "{down_kbps}")),
+        disconnect_keys=("User-Name", "Acct-Session-Id", "Framed-IP-Address")),
+}
+
+
+def parse_rate(text: str) -> int:
+    """'10M' -> 10_000_000 bit/s; raises ValueError naming the bad value."""
+    m = RATE_RE.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a rate like 512k, 10M or 1G")
+    value = float(m.group(1)) * UNITS[m.group(2).lower()]
+    if value <= 0:
+        raise ValueError(f"{text!r}: a rate must be greater than 0")
+    return int(value)
+
+
+def parse_rate_limit(text: str) -> tuple[str, str, int, int]:
+    """'up/down' as in a plan -> (up text, down text, up bps, down bps)."""
+    parts = text.split("/")
+    if len(parts) != 2:
+        raise ValueError(f"{text!r} is not a rate limit like 10M/10M (upload/download)")
+    up, down = parts[0].strip(), parts[1].strip()
+    return up, down, parse_rate(up), parse_rate(down)
+
+
+def rate_limit_attributes(vendor: Vendor, rate_limit: str) -> list[tuple[str, object]]:
+    up, down, up_bps, down_bps = parse_rate_limit(rate_limit)
+    values = {
+        "up": up, "down": down, "up_bps": up_bps, "down_bps": down_bps,
+        "up_kbps": max(1, up_bps // 1000), "down_kbps": max(1, down_bps // 1000),
+        # Cisco's rule of thumb: normal burst = 1.5 s of traffic in bytes, extended = 2x.
+        "up_burst": up_bps * 3 // 16, "up_burst2": up_bps * 3 // 8,
+        "down_burst": down_bps * 3 // 16, "down_burst2": down_bps * 3 // 8,
+    }
+    out: list[tuple[str, object]] = []
+    for attr, template in PROFILES[vendor].rate_limit:
+        text = template.format(**values)
+        out.append((attr, int(text) if text.isdigit() else text))
+    return out

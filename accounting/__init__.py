@@ -1,0 +1,1 @@
+"""Accounting: sessions and call records from NAS and PBX."""

@@ -1,0 +1,1 @@
+"""Billing: tariffs, rating, ledger, payments, the scheduled loop and cut-off."""

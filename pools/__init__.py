@@ -1,0 +1,1 @@
+"""Managed pools: IP addresses, IPv6 prefixes, phone numbers and logins, as leases."""

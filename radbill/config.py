@@ -1,0 +1,280 @@
+"""radbill's configuration: one TOML file, each default declared once beside its type.
+
+Every section is a frozen dataclass. A field's default lives on the field and
+nowhere else; its checks live in the field's metadata (``check=``). The loader
+walks the dataclasses, so a key unknown to them, a value of the wrong type or a
+value a check refuses is reported with its dotted key before anything binds a
+port (the way CGRateS's ``configsanity.go`` refuses a bad config whole).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from radbill.errors import ConfigError
+
+ENV_CONFIG = "RADBILL_CONFIG"
+DEFAULT_CONFIG_PATHS = (Path("/etc/radbill/radbill.toml"),)
+
+Check = Callable[[Any], str | None]
+
+
+def _port(v: int) -> str | None:
+    return None if 0 <= v <= 65535 else "must be a port number 0..65535"
+
+
+def _positive(v: int | float) -> str | None:
+    return None if v > 0 else "must be greater than 0"
+
+
+def _non_negative(v: int | float) -> str | None:
+    return None if v >= 0 else "must be 0 or greater"
+
+
+def _one_of(*choices: str) -> Check:
+    def check(v: str) -> str | None:
+        return None if v in choices else "must be one of " + ", ".join(choices)
+
+    return check
+
+
+def _ip_addresses(v: list[str]) -> str | None:
+    for item in v:
+        try:
+            ipaddress.ip_address(item)
+        except ValueError:
+            return f"{item!r} is not an IPv4 or IPv6 address"
+    return None
+
+
+def _db_url(v: str) -> str | None:
+    if v == "":
+        return None
+    if not (v.startswith("sqlite") or v.startswith("mysql+pymysql://")
+            or v.startswith("mariadb+pymysql://")):
+        return "must be a sqlite:/// or mysql+pymysql:// URL"
+    return None
+
+
+def opt(default: Any, check: Check | None = None, doc: str = "") -> Any:
+    """A config field: its default, an optional check, and its meaning."""
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d),
+                     metadata={"check": check, "doc": doc})
+    return field(default=default, metadata={"check": check, "doc": doc})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: str = opt("/var/lib/radbill", doc="where the SQLite file and the spool live")
+    node_name: str = opt("", doc="this node's name in a cluster; empty means the host name")
+    log_level: str = opt("info", _one_of("debug", "info", "warn", "error"))
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = opt("", _db_url, doc="empty means sqlite:///<data_dir>/radbill.sqlite")
+    pool_size: int = opt(8, _positive, doc="connections, and DB threads (SQLite uses 1)")
+    pool_recycle: int = opt(3600, _positive, doc="seconds before a MariaDB connection is renewed")
+    connect_timeout: int = opt(5, _positive)
+
+
+@dataclass(frozen=True)
+class RadiusConfig:
+    listen: list[str] = opt(["0.0.0.0"], _ip_addresses,
+                            doc="addresses to bind; add '::' for IPv6")
+    auth_port: int = opt(1812, _port)
+    acct_port: int = opt(1813, _port)
+    max_packet_size: int = opt(4096, lambda v: None if 20 <= v <= 65535
+                               else "must be 20..65535")
+    duplicate_window: float = opt(5.0, _positive,
+                                  doc="seconds a reply is kept to answer retransmissions")
+    unknown_client_log_interval: float = opt(60.0, _positive)
+    credential_cache_ttl: float = opt(10.0, _non_negative,
+                                      doc="seconds subscriber credentials are cached; 0 = off")
+    max_in_flight: int = opt(2048, _positive,
+                             doc="requests being processed at once before new ones are dropped")
+
+
+@dataclass(frozen=True)
+class AccountingConfig:
+    stale_after_intervals: int = opt(3, _positive,
+                                     doc="missed Interim-Updates before a session is stale")
+    default_interim_interval: int = opt(300, _positive)
+    group_commit_ms: float = opt(5.0, _non_negative)
+    spool_file: str = opt("", doc="empty means <data_dir>/accounting.spool")
+
+
+@dataclass(frozen=True)
+class BillingConfig:
+    loop_interval: int = opt(30, _positive)
+    currency: str = opt("USD")
+    reserve_seconds: int = opt(300, _positive)
+    reserve_octets: int = opt(50_000_000, _positive)
+
+
+@dataclass(frozen=True)
+class CoaConfig:
+    timeout: float = opt(3.0, _positive)
+    retries: int = opt(3, _non_negative)
+
+
+@dataclass(frozen=True)
+class PoolsConfig:
+    offer_lease_seconds: int = opt(60, _positive,
+                                   doc="how long an address offered in an Accept waits for Start")
+    lease_seconds: int = opt(3600, _positive)
+    warn_utilization: int = opt(90, lambda v: None if 1 <= v <= 100 else "must be 1..100")
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = opt(False)
+    listen: str = opt("127.0.0.1", lambda v: _ip_addresses([v]))
+    port: int = opt(8080, _port)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = opt(False)
+    listen: str = opt("127.0.0.1", lambda v: _ip_addresses([v]))
+    port: int = opt(9812, _port)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    radius: RadiusConfig = field(default_factory=RadiusConfig)
+    accounting: AccountingConfig = field(default_factory=AccountingConfig)
+    billing: BillingConfig = field(default_factory=BillingConfig)
+    coa: CoaConfig = field(default_factory=CoaConfig)
+    pools: PoolsConfig = field(default_factory=PoolsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    source: str = field(default="(defaults)", compare=False)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{Path(self.server.data_dir) / 'radbill.sqlite'}"
+
+
+def _type_ok(annotation: Any, value: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(_type_ok(item, v) for v in value)
+    if origin in (types.UnionType, typing.Union):
+        return any(_type_ok(a, value) for a in typing.get_args(annotation))
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def _type_name(annotation: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if typing.get_origin(annotation) is list:
+        return "a list of " + _type_name(typing.get_args(annotation)[0]).split(" ", 1)[1] + "s"
+    return names.get(annotation, str(annotation))
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str, errors: list[str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls) if f.name != "source"}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in known:
+            errors.append(f"{dotted}: unknown key")
+            continue
+        annotation = hints[key]
+        if is_dataclass(annotation):
+            if not isinstance(value, dict):
+                errors.append(f"{dotted}: must be a table [{dotted}]")
+                continue
+            values[key] = _build(annotation, value, dotted + ".", errors)  # type: ignore[arg-type]
+            continue
+        if not _type_ok(annotation, value):
+            errors.append(f"{dotted}: expected {_type_name(annotation)}, got {value!r}")
+            continue
+        check = known[key].metadata.get("check")
+        problem = check(value) if check else None
+        if problem:
+            errors.append(f"{dotted} = {value!r}: {problem}")
+            continue
+        values[key] = float(value) if annotation is float else value
+    return cls(**values)
+
+
+def _cross_check(cfg: Config, errors: list[str]) -> None:
+    r = cfg.radius
+    if r.auth_port and r.auth_port == r.acct_port:
+        errors.append(f"radius.acct_port = {r.acct_port}: must differ from radius.auth_port")
+    if cfg.web.enabled and cfg.metrics.enabled and (cfg.web.listen, cfg.web.port) == (
+            cfg.metrics.listen, cfg.metrics.port) and cfg.web.port:
+        errors.append(f"metrics.port = {cfg.metrics.port}: must differ from web.port")
+
+
+def parse_config(data: Mapping[str, Any], source: str = "(inline)") -> Config:
+    """Validate a whole TOML document; raise one ConfigError listing every problem."""
+    errors: list[str] = []
+    cfg: Config = _build(Config, data, "", errors)
+    if not errors:
+        _cross_check(cfg, errors)
+    if errors:
+        raise ConfigError(f"{source}: " + "; ".join(errors))
+    return replace(cfg, source=source)
+
+
+def find_config_path(explicit: str | None) -> Path | None:
+    """--config wins, then $RADBILL_CONFIG, then /etc/radbill/radbill.toml if it exists."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(ENV_CONFIG)
+    if env:
+        return Path(env)
+    for candidate in DEFAULT_CONFIG_PATHS:
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def load_config(explicit: str | None = None) -> Config:
+    path = find_config_path(explicit)
+    if path is None:
+        return Config()
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, str(path))
+
+
+def describe_defaults() -> dict[str, dict[str, tuple[Any, str]]]:
+    """Every section's keys with their defaults and meaning, for docs and tests."""
+    out: dict[str, dict[str, tuple[Any, str]]] = {}
+    for section in fields(Config):
+        if section.name == "source":
+            continue
+        cls = typing.get_type_hints(Config)[section.name]
+        entries: dict[str, tuple[Any, str]] = {}
+        for f in fields(cls):
+            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            entries[f.name] = (default, f.metadata.get("doc", ""))
+        out[section.name] = entries
+    return out

@@ -1,0 +1,1 @@
+"""The database layer: engine, ORM base and core models, thread pool, migrations."""

@@ -1,0 +1,1 @@
+"""Web admin, self-care and the HTTP API."""
