@@ -8,6 +8,7 @@ missing or unreachable MariaDB fails those tests instead of skipping them.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,14 +61,25 @@ def _reset_mariadb(engine: Engine) -> None:
         conn.execute(text("SET FOREIGN_KEY_CHECKS=1"))
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per run; each test gets a copy (Alembic once, not per test)."""
+    path = tmp_path_factory.mktemp("template") / "radbill.sqlite"
+    eng = make_engine(f"sqlite:///{path}")
+    schema.upgrade(eng)
+    eng.dispose()  # closing the last connection checkpoints the WAL into the main file
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
+def engine(db_url: str, sqlite_template: Path) -> Iterator[Engine]:
     """A migrated, empty database on the backend under test."""
+    if db_url.startswith("sqlite"):
+        shutil.copyfile(sqlite_template, db_url.removeprefix("sqlite:///"))
     eng = make_engine(db_url, pool_size=4)
     try:
-        if db_url.startswith("sqlite"):
-            schema.upgrade(eng)
-        else:
+        if not db_url.startswith("sqlite"):
             _reset_mariadb(eng)
     except Exception as exc:
         eng.dispose()
