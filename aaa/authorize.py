@@ -21,6 +21,7 @@ def plan_attributes(client: NasClient, sub: SubscriberAuth) -> list[tuple[str, o
         if plan.interim_interval:
             attrs.append(("Acct-Interim-Interval", plan.interim_interval))
         if plan.rate_limit:
+            # A bad stored rate limit raises ValueError; AccessHandler turns it into a reject.
             attrs.extend(rate_limit_attributes(client.vendor, plan.rate_limit))
         attrs.extend(plan.extra_reply)
     if sub.static_ip:

@@ -83,17 +83,21 @@ class ClientTable:
 
     def find(self, host: str) -> NasClient | None:
         client = self._exact.get(host)
-        if client is not None or not self._networks:
+        if client is not None:
             return client
+        if not self._networks and ":" not in host:
+            return None  # an IPv4 miss with no CIDRs: nothing else can match
+        # IPv6 spellings (IPv4-mapped from a dual-stack socket, a zone id) must be
+        # normalised before the exact table is asked again, CIDRs or not.
         try:
             ip = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
             return None
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
-            client = self._exact.get(str(ip))
-            if client is not None:
-                return client
+        client = self._exact.get(str(ip))
+        if client is not None:
+            return client
         for net, client in self._networks:
             if ip.version == net.version and ip in net:
                 return client

@@ -34,12 +34,18 @@ class DuplicateCache:
 
     def lookup(self, key: Key) -> tuple[bool, bytes | None]:
         """(seen, reply): seen is False for a new request, which is now marked in flight."""
+        now = self.clock.seconds()
         self._expire()
         entry = self._entries.get(key)
+        if entry is not None and entry[0] <= now:
+            # _expire() stops at the first live entry in insertion order, and a long in-flight
+            # entry can sit ahead of shorter-lived replies: check this entry's own expiry.
+            del self._entries[key]
+            entry = None
         if entry is None:
             if len(self._entries) >= self.max_entries:
                 self._entries.popitem(last=False)
-            self._entries[key] = (self.clock.seconds() + self.max_processing, IN_FLIGHT)
+            self._entries[key] = (now + self.max_processing, IN_FLIGHT)
             return False, None
         reply = entry[1]
         return True, (None if reply == IN_FLIGHT else reply)
@@ -52,6 +58,9 @@ class DuplicateCache:
         """
         self._entries.pop(key, None)
         if reply is not None:
+            # The in-flight mark may have been evicted meanwhile: stay within max_entries.
+            if len(self._entries) >= self.max_entries:
+                self._entries.popitem(last=False)
             self._entries[key] = (self.clock.seconds() + self.window, reply)
 
     def _expire(self) -> None:

@@ -27,6 +27,7 @@ class Outcome(enum.StrEnum):
     UNSUPPORTED_METHOD = "unsupported-method"
     NO_CREDENTIALS = "no-credentials"
     MALFORMED_CREDENTIALS = "malformed-credentials"
+    MISCONFIGURED = "misconfigured"
     STATUS_OK = "status-ok"
     ACCOUNTING_STORED = "accounting-stored"
     ACCOUNTING_IGNORED = "accounting-ignored"
@@ -52,6 +53,7 @@ ACCESS_REPLIES: dict[Outcome, ReplyRule] = {
     Outcome.UNSUPPORTED_METHOD: ReplyRule(P.AccessReject, "Authentication method not supported"),
     Outcome.NO_CREDENTIALS: ReplyRule(P.AccessReject, "No credentials in request"),
     Outcome.MALFORMED_CREDENTIALS: ReplyRule(P.AccessReject, "Malformed credentials"),
+    Outcome.MISCONFIGURED: ReplyRule(P.AccessReject, "Service configuration error"),
     Outcome.STATUS_OK: ReplyRule(P.AccessAccept),
     Outcome.FAILED: ReplyRule(None),
 }

@@ -55,6 +55,9 @@ class UnknownClientLog:
         self.max_entries = max_entries
         self._last: OrderedDict[str, float] = OrderedDict()
 
+    def __len__(self) -> int:
+        return len(self._last)
+
     def should_log(self, host: str) -> bool:
         now = self.clock.seconds()
         last = self._last.get(host)
@@ -206,8 +209,13 @@ class RadiusServerProtocol(DatagramProtocol):
         def reply(decision: Decision) -> None:
             self.in_flight -= 1
             self._in_flight_gauge.dec()
-            raw = self._encode(pkt, decision, client)
-            self.dedupe.done(key, raw)
+            raw = None
+            try:
+                raw = self._encode(pkt, decision, client)
+            finally:
+                # Even when encoding blows up, forget the request so a resend gets a fresh
+                # try instead of being ignored as "in flight" until max_processing runs out.
+                self.dedupe.done(key, raw)
             metrics.OUTCOMES.labels(self.kind, decision.outcome.value).inc()
             if raw is None:
                 self._dropped["no-reply"].inc()
@@ -235,8 +243,13 @@ class RadiusServerProtocol(DatagramProtocol):
             try:
                 reply.AddAttribute(name, value)
             except Exception as exc:
-                log.error("cannot encode reply attribute %s=%r for %s: %s", name, value,
-                          client.name, exc)
+                log.error("cannot encode reply attribute %s=%r for %s (%s): %s", name, value,
+                          client.name, decision.detail, exc)
+                if rule.code == P.AccessAccept:
+                    # Fail closed: an Accept missing its rate limit or timeout would hand out
+                    # more service than was sold.
+                    return self._encode(pkt, Decision(Outcome.MISCONFIGURED,
+                                                      detail=decision.detail), client)
         if rule.code in (P.AccessAccept, P.AccessReject, P.AccessChallenge) or \
                 pkt.code == P.StatusServer:
             reply.add_message_authenticator()

@@ -11,23 +11,75 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from radbill.db.models import Vendor
 
-RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$")
+# ASCII digits only: the text as written also goes to the NAS (e.g. Mikrotik-Rate-Limit).
+RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$", re.ASCII)
 UNITS = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
+
+
+@dataclass(frozen=True)
+class CallAttributes:
+    """Where a PBX or voice gateway reports a call, as data (read by aaa.acct).
+
+    A source is an attribute name (``"h323-setup-time"``), or ``"Attribute:key"``
+    for a ``key=value`` pair inside it (``"Cisco-AVPair:call-id"``); the first
+    source present wins. A marker is a source, or ``"Attribute=VALUE"``; a
+    Start/Interim/Stop carrying any marker is a call, not a data session.
+    Times are parsed with ``time_formats`` (strptime) after a leading ``*`` or
+    ``.`` (Cisco: clock not synchronised) is dropped and UTC/GMT become +0000.
+    Only legs in ``billable_legs`` (all when empty) produce usage for billing,
+    so a gateway reporting both legs of a call is not charged twice.
+    """
+
+    markers: tuple[str, ...]
+    call_id: tuple[str, ...] = ()
+    conf_id: tuple[str, ...] = ()
+    caller: tuple[str, ...] = ("Calling-Station-Id",)
+    callee: tuple[str, ...] = ("Called-Station-Id",)
+    leg: tuple[str, ...] = ()
+    billable_legs: tuple[str, ...] = ()
+    setup_time: tuple[str, ...] = ()
+    connect_time: tuple[str, ...] = ()
+    disconnect_time: tuple[str, ...] = ()
+    disconnect_cause: tuple[str, ...] = ()
+    time_formats: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class VendorProfile:
     rate_limit: tuple[tuple[str, str], ...]
     disconnect_keys: tuple[str, ...]
+    call_attributes: CallAttributes | None = None
+
+
+# A PBX that speaks plain RFC attributes marks voice with Service-Type = Voice.
+GENERIC_CALLS = CallAttributes(markers=("Service-Type=Voice",))
+
+# IOS voice gateways / CUBE: the h323-* VSAs (values often repeat their own name,
+# "h323-setup-time=*10:20:30.123 UTC Mon Mar 4 2024") and Cisco-AVPair "call-id=...".
+# Both legs are reported; the outgoing ("originate") leg is the one billed.
+CISCO_CALLS = CallAttributes(
+    markers=("Cisco-AVPair:call-id", "h323-conf-id", "h323-setup-time", "h323-call-origin"),
+    call_id=("Cisco-AVPair:call-id", "h323-conf-id"),
+    conf_id=("h323-conf-id",),
+    leg=("h323-call-origin",),
+    billable_legs=("originate",),
+    setup_time=("h323-setup-time",),
+    connect_time=("h323-connect-time",),
+    disconnect_time=("h323-disconnect-time",),
+    disconnect_cause=("h323-disconnect-cause",),
+    time_formats=("%H:%M:%S.%f %z %a %b %d %Y", "%H:%M:%S %z %a %b %d %Y"),
+)
 
 
 PROFILES: dict[Vendor, VendorProfile] = {
     Vendor.GENERIC: VendorProfile(
         rate_limit=(),
-        disconnect_keys=("User-Name", "Acct-Session-Id", "NAS-IP-Address")),
+        disconnect_keys=("User-Name", "Acct-Session-Id", "NAS-IP-Address"),
+        call_attributes=GENERIC_CALLS),
     # RouterOS: rx-rate/tx-rate from the router's view of the client interface,
     # i.e. the subscriber's upload/download.
     Vendor.MIKROTIK: VendorProfile(
@@ -41,7 +93,8 @@ PROFILES: dict[Vendor, VendorProfile] = {
             ("Cisco-AVPair", "lcp:interface-config#2=rate-limit output {down_bps} {down_burst} "
                              "{down_burst2} conform-action transmit exceed-action drop"),
         ),
-        disconnect_keys=("Acct-Session-Id", "User-Name")),
+        disconnect_keys=("Acct-Session-Id", "User-Name"),
+        call_attributes=CISCO_CALLS),
     # Junos BNG: a parameterised dynamic-profile service.
     Vendor.JUNIPER: VendorProfile(
         rate_limit=(("ERX-Service-Activate:1", "svc-rate({down_bps},{up_bps})"),),
@@ -59,10 +112,11 @@ def parse_rate(text: str) -> int:
     m = RATE_RE.match(text)
     if not m:
         raise ValueError(f"{text!r} is not a rate like 512k, 10M or 1G")
-    value = float(m.group(1)) * UNITS[m.group(2).lower()]
-    if value <= 0:
-        raise ValueError(f"{text!r}: a rate must be greater than 0")
-    return int(value)
+    # Decimal, not float: '1.001M' must be 1_001_000, not 1_000_999.
+    value = int(Decimal(m.group(1)) * UNITS[m.group(2).lower()])
+    if value <= 0:  # also catches '0.5', which would truncate to 0 = "no limit"
+        raise ValueError(f"{text!r}: a rate must be greater than 0 (at least 1 bit/s)")
+    return value
 
 
 def parse_rate_limit(text: str) -> tuple[str, str, int, int]:

@@ -10,6 +10,7 @@ port (the way CGRateS's ``configsanity.go`` refuses a bad config whole).
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import tomllib
 import types
@@ -32,10 +33,15 @@ def _port(v: int) -> str | None:
 
 
 def _positive(v: int | float) -> str | None:
+    # TOML allows inf and nan; neither is a usable duration or size.
+    if not math.isfinite(v):
+        return "must be a finite number"
     return None if v > 0 else "must be greater than 0"
 
 
 def _non_negative(v: int | float) -> str | None:
+    if not math.isfinite(v):
+        return "must be a finite number"
     return None if v >= 0 else "must be 0 or greater"
 
 
@@ -47,6 +53,8 @@ def _one_of(*choices: str) -> Check:
 
 
 def _ip_addresses(v: list[str]) -> str | None:
+    if not v:
+        return "must list at least one address"
     for item in v:
         try:
             ipaddress.ip_address(item)

@@ -1,0 +1,325 @@
+"""radbill.config: defaults, a full file, and errors that name the dotted key and the bad value."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from radbill import config as config_module
+from radbill.config import (
+    Config,
+    RadiusConfig,
+    describe_defaults,
+    find_config_path,
+    load_config,
+    parse_config,
+)
+from radbill.errors import ConfigError, RadbillError
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "conf" / "radbill.example.toml"
+
+FULL_TOML = """
+[server]
+data_dir = "/srv/radbill"
+node_name = "node-a"
+log_level = "debug"
+
+[database]
+url = "mysql+pymysql://radbill:pw@127.0.0.1:3306/radbill"
+pool_size = 16
+pool_recycle = 1800
+connect_timeout = 3
+
+[radius]
+listen = ["127.0.0.1", "::1"]
+auth_port = 11812
+acct_port = 11813
+max_packet_size = 8192
+duplicate_window = 7
+unknown_client_log_interval = 30.5
+credential_cache_ttl = 0
+max_in_flight = 100
+
+[accounting]
+stale_after_intervals = 4
+default_interim_interval = 600
+group_commit_ms = 0
+spool_file = "/srv/radbill/acct.spool"
+
+[billing]
+loop_interval = 10
+currency = "EUR"
+reserve_seconds = 120
+reserve_octets = 1000000
+
+[coa]
+timeout = 1.5
+retries = 0
+
+[pools]
+offer_lease_seconds = 30
+lease_seconds = 7200
+warn_utilization = 80
+
+[web]
+enabled = true
+listen = "::1"
+port = 8443
+
+[metrics]
+enabled = true
+listen = "127.0.0.1"
+port = 9100
+"""
+
+
+def parse(text: str) -> Config:
+    return parse_config(tomllib.loads(text), "test.toml")
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(ConfigError) as exc:
+        parse(text)
+    message = str(exc.value)
+    assert "\n" not in message
+    assert message.startswith("test.toml: ")
+    return message
+
+
+@pytest.fixture
+def no_default_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No $RADBILL_CONFIG and no /etc/radbill/radbill.toml, whatever the machine has."""
+    monkeypatch.delenv(config_module.ENV_CONFIG, raising=False)
+    monkeypatch.setattr(config_module, "DEFAULT_CONFIG_PATHS", (tmp_path / "absent.toml",))
+
+
+# -- valid configurations -------------------------------------------------------------------
+
+
+def test_defaults_load_without_a_file(no_default_config: None) -> None:
+    """With no file anywhere, load_config returns the declared defaults."""
+    cfg = load_config()
+    assert cfg == Config()
+    assert cfg.radius.auth_port == 1812 and cfg.radius.acct_port == 1813
+    assert cfg.radius.listen == ["0.0.0.0"]
+    assert cfg.database_url == "sqlite:////var/lib/radbill/radbill.sqlite"
+
+
+def test_empty_document_is_the_defaults() -> None:
+    """An empty TOML document gives the defaults, with the source recorded."""
+    cfg = parse("")
+    assert cfg == Config() and cfg.source == "test.toml"
+
+
+def test_full_config_parses_every_value() -> None:
+    """A file setting every key of every section yields exactly those values."""
+    cfg = parse(FULL_TOML)
+    assert cfg.server.data_dir == "/srv/radbill" and cfg.server.log_level == "debug"
+    assert cfg.database.pool_size == 16
+    assert cfg.database_url == "mysql+pymysql://radbill:pw@127.0.0.1:3306/radbill"
+    assert cfg.radius.listen == ["127.0.0.1", "::1"]
+    assert (cfg.radius.auth_port, cfg.radius.acct_port) == (11812, 11813)
+    assert cfg.radius.duplicate_window == 7.0 and isinstance(cfg.radius.duplicate_window, float)
+    assert cfg.radius.credential_cache_ttl == 0.0 and cfg.radius.max_in_flight == 100
+    assert cfg.accounting.spool_file == "/srv/radbill/acct.spool"
+    assert cfg.billing.currency == "EUR" and cfg.coa.retries == 0 and cfg.coa.timeout == 1.5
+    assert cfg.pools.warn_utilization == 80
+    assert (cfg.web.enabled, cfg.web.listen, cfg.web.port) == (True, "::1", 8443)
+    assert (cfg.metrics.enabled, cfg.metrics.port) == (True, 9100)
+    set_keys = {(s, k) for s, table in tomllib.loads(FULL_TOML).items() for k in table}
+    declared = {(s, k) for s, keys in describe_defaults().items() for k in keys}
+    assert set_keys == declared  # FULL_TOML really is full
+
+
+def test_load_config_reads_file_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """--config wins over $RADBILL_CONFIG, which wins over the default path."""
+    explicit = tmp_path / "explicit.toml"
+    explicit.write_text("[radius]\nauth_port = 2000\nacct_port = 2001\n")
+    from_env = tmp_path / "env.toml"
+    from_env.write_text("[radius]\nauth_port = 3000\nacct_port = 3001\n")
+    monkeypatch.setenv(config_module.ENV_CONFIG, str(from_env))
+    assert load_config(str(explicit)).radius.auth_port == 2000
+    cfg = load_config()
+    assert cfg.radius.auth_port == 3000 and cfg.source == str(from_env)
+    assert find_config_path(None) == from_env
+
+
+def test_ports_zero_are_allowed_and_may_be_equal() -> None:
+    """Port 0 (pick a free port, used by tests) is valid for both RADIUS ports."""
+    cfg = parse("[radius]\nauth_port = 0\nacct_port = 0\n")
+    assert (cfg.radius.auth_port, cfg.radius.acct_port) == (0, 0)
+
+
+def test_integer_accepted_for_float_but_not_bool_for_int() -> None:
+    """An integer is a fine number for a float key; true is not an integer."""
+    assert parse("[coa]\ntimeout = 2\n").coa.timeout == 2.0
+    message = error_of("[coa]\nretries = true\n")
+    assert "coa.retries" in message and "True" in message
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def test_unknown_key_is_named() -> None:
+    """An unknown key inside a section is reported with its dotted name."""
+    message = error_of("[radius]\nauth_prot = 1812\n")
+    assert "radius.auth_prot: unknown key" in message
+
+
+def test_unknown_section_is_named() -> None:
+    """An unknown section is reported by name."""
+    assert "radious: unknown key" in error_of("[radious]\nauth_port = 1\n")
+
+
+def test_section_that_is_not_a_table() -> None:
+    """A section given a scalar is refused, naming it."""
+    assert "radius: must be a table" in error_of('radius = "yes"\n')
+
+
+@pytest.mark.parametrize(("toml", "key", "value"), [
+    ('[radius]\nauth_port = "1812"\n', "radius.auth_port", "'1812'"),
+    ("[radius]\nlisten = \"0.0.0.0\"\n", "radius.listen", "'0.0.0.0'"),
+    ("[radius]\nlisten = [1, 2]\n", "radius.listen", "[1, 2]"),
+    ("[web]\nenabled = 1\n", "web.enabled", "1"),
+    ("[server]\nnode_name = 5\n", "server.node_name", "5"),
+    ("[coa]\ntimeout = \"3s\"\n", "coa.timeout", "'3s'"),
+])
+def test_wrong_type_names_key_and_value(toml: str, key: str, value: str) -> None:
+    """A value of the wrong type is reported with the dotted key, the type and the value."""
+    message = error_of(toml)
+    assert f"{key}: expected" in message and value in message
+
+
+@pytest.mark.parametrize(("toml", "key", "value"), [
+    ("[radius]\nauth_port = 70000\n", "radius.auth_port", "70000"),
+    ("[radius]\nacct_port = -1\n", "radius.acct_port", "-1"),
+    ("[web]\nport = 65536\n", "web.port", "65536"),
+])
+def test_bad_port_names_key_and_value(toml: str, key: str, value: str) -> None:
+    """A port outside 0..65535 is refused with key and value."""
+    message = error_of(toml)
+    assert f"{key} = {value}" in message and "port number" in message
+
+
+@pytest.mark.parametrize("address", ["not-an-ip", "256.1.1.1", "10.0.0.0/8", "localhost", ""])
+def test_bad_ip_in_radius_listen_names_key_and_value(address: str) -> None:
+    """A listen entry that is not an IP address is refused, naming the key and the entry."""
+    message = error_of(f'[radius]\nlisten = ["127.0.0.1", "{address}"]\n')
+    assert "radius.listen" in message and f"{address!r} is not an IPv4 or IPv6 address" in message
+
+
+def test_same_auth_and_acct_port_is_refused() -> None:
+    """auth_port == acct_port cannot both be bound: the cross-check names both keys."""
+    message = error_of("[radius]\nauth_port = 1812\nacct_port = 1812\n")
+    assert "radius.acct_port = 1812" in message and "radius.auth_port" in message
+
+
+@pytest.mark.parametrize(("toml", "key"), [
+    ("[radius]\nduplicate_window = 0\n", "radius.duplicate_window"),
+    ("[radius]\nmax_in_flight = 0\n", "radius.max_in_flight"),
+    ("[radius]\ncredential_cache_ttl = -1\n", "radius.credential_cache_ttl"),
+    ("[radius]\nmax_packet_size = 19\n", "radius.max_packet_size"),
+    ("[server]\nlog_level = \"verbose\"\n", "server.log_level"),
+    ("[pools]\nwarn_utilization = 101\n", "pools.warn_utilization"),
+    ("[database]\nurl = \"postgres://x\"\n", "database.url"),
+])
+def test_checks_name_key_and_value(toml: str, key: str) -> None:
+    """Each field check reports the dotted key and the refused value."""
+    value = toml.split("=", 1)[1].strip()
+    message = error_of(toml)
+    assert f"{key} = " in message
+    assert value.strip('"') in message
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+@pytest.mark.parametrize("key", ["duplicate_window", "unknown_client_log_interval",
+                                 "credential_cache_ttl"])
+def test_non_finite_numbers_are_refused(key: str, value: str) -> None:
+    """inf and nan are valid TOML floats but not valid durations."""
+    message = error_of(f"[radius]\n{key} = {value}\n")
+    assert f"radius.{key} = " in message
+
+
+def test_multiple_errors_are_reported_together() -> None:
+    """Every problem in the file is listed in one error, not just the first."""
+    message = error_of('[radius]\nauth_port = 70000\nlisten = ["x"]\nbogus = 1\n'
+                       '[web]\nport = "80"\n[nonsense]\n')
+    for part in ("radius.auth_port = 70000", "radius.listen", "'x'", "radius.bogus",
+                 "web.port", "'80'", "nonsense"):
+        assert part in message, part
+    assert message.count(";") >= 4
+
+
+def test_missing_file_is_one_line(tmp_path: Path) -> None:
+    """A --config path that does not exist gives a one-line error naming it."""
+    path = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError) as exc:
+        load_config(str(path))
+    assert str(exc.value) == f"{path}: config file not found"
+
+
+def test_invalid_toml_is_one_line(tmp_path: Path) -> None:
+    """A file that is not TOML gives a one-line error with the file name and position."""
+    path = tmp_path / "bad.toml"
+    path.write_text("[radius\nauth_port = = 1\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(str(path))
+    message = str(exc.value)
+    assert message.startswith(f"{path}: not valid TOML") and "line 1" in message
+    assert "\n" not in message
+
+
+def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
+    """A path that cannot be read (a directory) gives a one-line error."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(str(tmp_path))
+    assert str(exc.value).startswith(f"{tmp_path}: cannot read config file")
+    assert "\n" not in str(exc.value)
+
+
+def test_config_error_is_a_radbill_error() -> None:
+    """ConfigError derives from RadbillError so the CLI prints it as one line."""
+    assert issubclass(ConfigError, RadbillError)
+
+
+def test_invalid_value_never_reaches_the_dataclass() -> None:
+    """A refused config raises; nothing half-validated is returned."""
+    with pytest.raises(ConfigError):
+        parse_config({"radius": {"auth_port": 99999}})
+    assert RadiusConfig().auth_port == 1812
+
+
+# -- describe_defaults and the example file ---------------------------------------------------
+
+
+def test_describe_defaults_matches_dataclasses() -> None:
+    """describe_defaults lists every section and key with the dataclass default."""
+    described = describe_defaults()
+    cfg = Config()
+    for section, keys in described.items():
+        for key, (default, _doc) in keys.items():
+            assert getattr(getattr(cfg, section), key) == default, f"{section}.{key}"
+
+
+def _example() -> dict[str, Any]:
+    if not EXAMPLE.exists():
+        pytest.skip(f"{EXAMPLE} does not exist yet (the lead is writing it)")
+    with EXAMPLE.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def test_example_file_lists_every_key() -> None:
+    """Every key radbill knows appears in conf/radbill.example.toml, so operators can find it."""
+    example = _example()
+    missing = [f"{section}.{key}" for section, keys in describe_defaults().items()
+               for key in keys if key not in example.get(section, {})]
+    assert missing == []
+
+
+def test_example_file_is_valid_and_shows_defaults() -> None:
+    """The example parses cleanly and, as its header says, shows the default values."""
+    example = _example()
+    assert parse_config(example, str(EXAMPLE)) == Config()
