@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,6 +14,7 @@ from radbill.config import Config, load_config
 from radbill.db.engine import make_engine
 from radbill.db.pool import run_in_session
 from radbill.db.schema import check_current
+from radbill.errors import InvalidInput
 
 T = TypeVar("T")
 
@@ -36,3 +39,27 @@ class CliContext:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def run_once(args: argparse.Namespace, fn: Callable[..., T], *fn_args: Any) -> T:
+    """Open the database, run one ``thd_*`` function in a transaction, close."""
+    ctx = CliContext(args)
+    try:
+        return ctx.run(fn, *fn_args)
+    finally:
+        ctx.close()
+
+
+def stdin_value(value: str, what: str) -> str:
+    """'-' means: read the value from standard input (prompting on a terminal).
+
+    Keeps secrets and passwords out of the shell history and out of ``ps`` output.
+    """
+    if value != "-":
+        return value
+    if sys.stdin.isatty():
+        return getpass.getpass(f"{what}: ")
+    line = sys.stdin.readline()
+    if not line:
+        raise InvalidInput(f"no {what} on standard input")
+    return line.rstrip("\r\n")

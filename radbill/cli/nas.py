@@ -7,13 +7,11 @@ effect within seconds, without a restart.
 from __future__ import annotations
 
 import argparse
-import getpass
-import sys
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aaa import manage
-from radbill.cli.context import CliContext
+from radbill.cli.context import run_once as run
+from radbill.cli.context import stdin_value
 from radbill.cli.output import add_out_argument, emit_list, emit_object
 from radbill.db.models import Vendor
 from radbill.errors import InvalidInput
@@ -74,27 +72,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rm.set_defaults(func=cmd_remove)
 
 
-def stdin_value(value: str, what: str) -> str:
-    """'-' means: read the value from standard input (prompting on a terminal).
-
-    Keeps secrets out of the shell history and out of ``ps`` output.
-    """
-    if value != "-":
-        return value
-    if sys.stdin.isatty():
-        return getpass.getpass(f"{what}: ")
-    line = sys.stdin.readline()
-    if not line:
-        raise InvalidInput(f"no {what} on standard input")
-    return line.rstrip("\r\n")
-
-
-def run(args: argparse.Namespace, fn: Callable[..., T], *fn_args: Any) -> T:
-    ctx = CliContext(args)
-    try:
-        return ctx.run(fn, *fn_args)
-    finally:
-        ctx.close()
 
 
 def cmd_add(args: argparse.Namespace) -> int:

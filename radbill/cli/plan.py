@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aaa import manage
-from radbill.cli.context import CliContext
+from radbill.cli.context import run_once as run
 from radbill.cli.output import add_out_argument, emit_list, emit_object
 from radbill.errors import InvalidInput
 
@@ -89,13 +88,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rm.add_argument("name")
     rm.set_defaults(func=cmd_remove)
 
-
-def run(args: argparse.Namespace, fn: Callable[..., T], *fn_args: Any) -> T:
-    ctx = CliContext(args)
-    try:
-        return ctx.run(fn, *fn_args)
-    finally:
-        ctx.close()
 
 
 def cmd_add(args: argparse.Namespace) -> int:
