@@ -7,7 +7,7 @@ effect within seconds, without a restart.
 from __future__ import annotations
 
 import argparse
-from typing import Any, TypeVar
+from typing import Any
 
 from aaa import manage
 from radbill.cli.context import run_once as run
@@ -15,8 +15,6 @@ from radbill.cli.context import stdin_value
 from radbill.cli.output import add_out_argument, emit_list, emit_object
 from radbill.db.models import Vendor
 from radbill.errors import InvalidInput
-
-T = TypeVar("T")
 
 LIST_COLUMNS = ["name", "address", "vendor", "coa_port", "require_message_authenticator",
                 "description"]

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, TypeVar
+from typing import Any
 
 from aaa import manage
 from radbill.cli.context import run_once as run
 from radbill.cli.output import add_out_argument, emit_list, emit_object
 from radbill.errors import InvalidInput
-
-T = TypeVar("T")
 
 LIST_COLUMNS = ["name", "rate_limit", "session_timeout", "idle_timeout", "interim_interval",
                 "simultaneous_use", "framed_protocol", "subscribers"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -20,8 +20,6 @@ from radbill.cli.context import run_once as run
 from radbill.cli.output import add_out_argument, emit_list, emit_object
 from radbill.db.models import SubscriberStatus
 from radbill.errors import InvalidInput
-
-T = TypeVar("T")
 
 LIST_COLUMNS = ["login", "status", "plan", "static_ip", "auth"]
 STATUSES = [s.value for s in SubscriberStatus]
