@@ -34,16 +34,25 @@ def test_check_current_refuses_empty_database(tmp_path) -> None:  # type: ignore
 
 def test_check_current_refuses_old_and_unknown_revisions(engine: Engine) -> None:
     """A schema behind the code names the upgrade command; one from the future says so."""
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM alembic_version"))
-        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0001')"))
-    if schema.head_revisions() != {"0001"}:
-        with pytest.raises(SchemaOutdated, match="radbill db upgrade"):
+    saved = schema.current_revisions(engine)
+
+    def stamp(*revisions: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM alembic_version"))
+            for rev in revisions:
+                conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
+                             {"v": rev})
+
+    try:
+        stamp("0001")
+        if schema.head_revisions() != {"0001"}:
+            with pytest.raises(SchemaOutdated, match="radbill db upgrade"):
+                schema.check_current(engine)
+        stamp("9999_future")
+        with pytest.raises(SchemaOutdated, match="newer than this radbill"):
             schema.check_current(engine)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
-    with pytest.raises(SchemaOutdated, match="newer than this radbill"):
-        schema.check_current(engine)
+    finally:
+        stamp(*saved)  # the MariaDB database is reused by the next test
 
 
 def test_timestamps_round_trip_in_utc(engine: Engine) -> None:

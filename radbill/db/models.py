@@ -88,7 +88,8 @@ class Subscriber(Base):
     chap_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     cleartext_password: Mapped[str | None] = mapped_column(
         String(255), default=None, comment="kept only when chap_enabled")
-    static_ip: Mapped[str | None] = mapped_column(String(45), default=None)
+    # Unique: a static address belongs to one subscriber even if two admins race.
+    static_ip: Mapped[str | None] = mapped_column(String(45), default=None, unique=True)
     description: Mapped[str] = mapped_column(Text().with_variant(String(1024), "mysql"),
                                              default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

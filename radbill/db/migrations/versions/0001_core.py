@@ -69,6 +69,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['plan_id'], ['plan.id'], name=op.f('fk_subscriber_plan_id_plan'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscriber')),
     sa.UniqueConstraint('login', name=op.f('uq_subscriber_login')),
+    sa.UniqueConstraint('static_ip', name=op.f('uq_subscriber_static_ip')),
     **MYSQL,
     )
     with op.batch_alter_table('subscriber', schema=None) as batch_op:
