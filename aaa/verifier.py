@@ -11,7 +11,6 @@ a wrong password always pays the full argon2 price (no cheap guessing).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 from collections import OrderedDict
@@ -31,7 +30,7 @@ class PasswordVerifier:
 
     def _tag(self, login: str, stored_hash: str, password: bytes) -> bytes:
         msg = login.encode() + b"\0" + stored_hash.encode() + b"\0" + password
-        return hmac.new(self._key, msg, hashlib.sha256).digest()
+        return hmac.digest(self._key, msg, "sha256")  # one-shot C HMAC: same tag, less work
 
     def verify(self, login: str, stored_hash: str, password: bytes) -> defer.Deferred[bool]:
         tag = self._tag(login, stored_hash, password)

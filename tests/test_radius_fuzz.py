@@ -34,7 +34,7 @@ from aaa.access import AccessHandler
 from aaa.authenticate import Authenticator
 from aaa.chap import chap_response
 from aaa.credentials import PlanService, SubscriberAuth
-from aaa.mschap import generate_nt_response, nt_password_hash
+from aaa.mschap import generate_nt_response, mppe_keys, nt_password_hash
 from aaa.outcome import ACCESS_REPLIES, Decision, Outcome
 from aaa.pap import verify_password
 from aaa.wire import FIXED_LENGTHS
@@ -478,7 +478,9 @@ def test_mschapv2_right_password_is_accepted_with_mppe_keys() -> None:
     assert reply.code == P.AccessAccept
     (success,) = reply["MS-CHAP2-Success"]
     assert success[:3] == b"\x05S=" and len(success) == 43
-    assert len(reply["MS-MPPE-Send-Key"][0]) >= 16
+    send_key, recv_key = mppe_keys(NT_HASH, nt_response)
+    assert reply["MS-MPPE-Send-Key"] == [send_key]
+    assert reply["MS-MPPE-Recv-Key"] == [recv_key]
 
 
 @FUZZ

@@ -165,7 +165,10 @@ def with_attributes(raw: bytes, extra: bytes) -> bytes:
 
 
 def decode_reply(request: P.Packet, raw: bytes) -> P.Packet:
-    return request.CreateReply(packet=raw)
+    reply = request.CreateReply(packet=raw)
+    # Salt-encrypted attributes (MS-MPPE keys) decrypt with the Request Authenticator.
+    reply.request_authenticator = request.authenticator
+    return reply
 
 
 def reply_ma_ok(raw: bytes, request_authenticator: bytes, secret: bytes = SECRET) -> bool:
