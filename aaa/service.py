@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 from pyrad.dictionary import Dictionary
 from twisted.application import service
@@ -90,10 +91,25 @@ class RadiusService(service.Service):
                 listening = self.reactor.listenUDP(port, proto, interface=address,
                                                    maxPacketSize=65535)
                 self.ports.append(listening)
+                self._set_receive_buffer(listening)
                 host = listening.getHost()
                 log.info("listening for %s on %s port %d", kind, host.host, host.port)
         super().startService()
         self._reloader.start(CLIENT_RELOAD_SECONDS, now=True)
+
+    def _set_receive_buffer(self, listening: IListeningPort) -> None:
+        size = self.config.receive_buffer
+        sock = getattr(listening, "socket", None)
+        if not size or sock is None:
+            return
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        except OSError as exc:
+            log.warning("cannot set SO_RCVBUF to %d: %s", size, exc)
+            return
+        got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux doubles it
+        if got < size:
+            log.warning("receive buffer is %d bytes, not %d: raise net.core.rmem_max", got, size)
 
     def stopService(self) -> defer.Deferred[None]:  # type: ignore[override]
         super().stopService()

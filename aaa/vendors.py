@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
 from radbill.db.models import Vendor
 
@@ -129,6 +130,13 @@ def parse_rate_limit(text: str) -> tuple[str, str, int, int]:
 
 
 def rate_limit_attributes(vendor: Vendor, rate_limit: str) -> list[tuple[str, object]]:
+    """The vendor's attributes for a plan's rate limit; raises ValueError for a bad limit."""
+    return list(_rate_limit_attributes(vendor, rate_limit))
+
+
+@lru_cache(maxsize=4096)
+def _rate_limit_attributes(vendor: Vendor, rate_limit: str) -> tuple[tuple[str, object], ...]:
+    # Cached: a handful of plans, formatted on every Access-Accept (bench/auth_bench.py).
     up, down, up_bps, down_bps = parse_rate_limit(rate_limit)
     values = {
         "up": up, "down": down, "up_bps": up_bps, "down_bps": down_bps,
@@ -141,4 +149,4 @@ def rate_limit_attributes(vendor: Vendor, rate_limit: str) -> list[tuple[str, ob
     for attr, template in PROFILES[vendor].rate_limit:
         text = template.format(**values)
         out.append((attr, int(text) if text.isdigit() else text))
-    return out
+    return tuple(out)

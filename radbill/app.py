@@ -16,6 +16,7 @@ from twisted.web import resource, server
 
 from aaa.access import AccessHandler, AccessHook
 from aaa.authenticate import Authenticator
+from aaa.credential_watch import CredentialWatcher
 from aaa.credentials import CredentialStore
 from aaa.dictionary import load_dictionary
 from aaa.service import RadiusService
@@ -97,6 +98,8 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
     DBPoolService(dbpool).setServiceParent(root)
 
     credentials = CredentialStore(dbpool, reactor, ttl=config.radius.credential_cache_ttl)  # type: ignore[arg-type]
+    CredentialWatcher(credentials, dbpool, reactor,  # type: ignore[arg-type]
+                      config.radius.credential_poll_interval).setServiceParent(root)
     authenticator = Authenticator(PasswordVerifier(reactor))  # type: ignore[arg-type]
     access = AccessHandler(credentials, authenticator, access_hooks or [])
     if accounting_handler is None:

@@ -106,8 +106,13 @@ class RadiusConfig:
     duplicate_window: float = opt(5.0, _positive,
                                   doc="seconds a reply is kept to answer retransmissions")
     unknown_client_log_interval: float = opt(60.0, _positive)
-    credential_cache_ttl: float = opt(10.0, _non_negative,
+    credential_cache_ttl: float = opt(300.0, _non_negative,
                                       doc="seconds subscriber credentials are cached; 0 = off")
+    credential_poll_interval: float = opt(
+        1.0, _non_negative, doc="seconds between polls for subscriber/plan changes; 0 = off")
+    receive_buffer: int = opt(4 * 1024 * 1024, _non_negative,
+                              doc="SO_RCVBUF of each RADIUS socket in bytes (capped by "
+                                  "net.core.rmem_max); 0 keeps the system default")
     max_in_flight: int = opt(2048, _positive,
                              doc="requests being processed at once before new ones are dropped")
 

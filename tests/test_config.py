@@ -41,6 +41,8 @@ max_packet_size = 8192
 duplicate_window = 7
 unknown_client_log_interval = 30.5
 credential_cache_ttl = 0
+credential_poll_interval = 0.5
+receive_buffer = 0
 max_in_flight = 100
 
 [accounting]

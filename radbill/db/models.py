@@ -93,6 +93,8 @@ class Subscriber(Base):
     description: Mapped[str] = mapped_column(Text().with_variant(String(1024), "mysql"),
                                              default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Indexed: running servers poll it to invalidate cached credentials (aaa.credential_watch).
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow,
+                                                 index=True)
 
     plan: Mapped[Plan | None] = relationship(lazy="raise")

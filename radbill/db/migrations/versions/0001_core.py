@@ -74,6 +74,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('subscriber', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_subscriber_plan_id'), ['plan_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_subscriber_updated_at'), ['updated_at'], unique=False)
 
 
 

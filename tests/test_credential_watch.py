@@ -1,0 +1,112 @@
+"""Cached credentials follow database changes through the change poll, on both backends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest_twisted
+from sqlalchemy import Engine, delete, update
+from sqlalchemy.orm import Session
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+
+from aaa.credential_watch import ChangeSnapshot, ChangeTracker, CredentialWatcher
+from aaa.credentials import CredentialStore
+from radbill.db.models import Plan, Subscriber, SubscriberStatus
+from radbill.db.pool import DBPool
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class RecordingStore:
+    def __init__(self) -> None:
+        self.calls: list[str | None] = []
+
+    def invalidate(self, login: str | None = None) -> None:
+        self.calls.append(login)
+
+
+def snap(recent: dict[str, datetime], count: int, max_id: int, added: int = 0,
+         plans: int = 1, plans_updated: datetime = T0) -> ChangeSnapshot:
+    return ChangeSnapshot(tuple(recent.items()), count, max_id, added, plans, plans_updated)
+
+
+def test_tracker_invalidates_only_new_or_changed_logins() -> None:
+    """A login updated in the window is invalidated once, not again on the next poll."""
+    store = RecordingStore()
+    tracker = ChangeTracker(store)  # type: ignore[arg-type]
+    window = T0 - timedelta(seconds=60)
+    tracker.apply(snap({}, 10, 10), window)
+    assert store.calls == []
+    tracker.apply(snap({"alice": T0}, 10, 10), window)
+    assert store.calls == ["alice"]
+    tracker.apply(snap({"alice": T0}, 10, 10), window)
+    assert store.calls == ["alice"]
+    tracker.apply(snap({"alice": T0 + timedelta(seconds=1)}, 10, 10), window)
+    assert store.calls == ["alice", "alice"]
+
+
+def test_tracker_flushes_on_removal_and_plan_change() -> None:
+    """A count that drops (a removal) or a changed plan flushes everything; additions do not."""
+    store = RecordingStore()
+    tracker = ChangeTracker(store)  # type: ignore[arg-type]
+    window = T0 - timedelta(seconds=60)
+    tracker.apply(snap({}, 10, 10), window)
+    tracker.apply(snap({"new": T0}, 11, 11, added=1), window)
+    assert store.calls == ["new"]
+    tracker.apply(snap({"new": T0}, 10, 11), window)
+    assert store.calls == ["new", None]
+    tracker.apply(snap({"new": T0}, 10, 11, plans_updated=T0 + timedelta(seconds=5)), window)
+    assert store.calls == ["new", None, None]
+
+
+def _add(engine: Engine) -> None:
+    with Session(engine) as s, s.begin():
+        plan = Plan(name="p", rate_limit="1M/1M")
+        s.add(plan)
+        s.flush()
+        s.add_all([Subscriber(login="alice", plan_id=plan.id), Subscriber(login="bob")])
+
+
+@pytest_twisted.inlineCallbacks
+def test_block_reaches_cached_server_after_one_poll(engine: Engine, dbpool: DBPool):  # type: ignore[no-untyped-def]
+    """A status change, a plan change and a removal made in the DB reach the cache via poll."""
+    _add(engine)
+    store = CredentialStore(dbpool, Clock(), ttl=3600)
+    watcher = CredentialWatcher(store, dbpool, Clock(), interval=1.0)
+    yield watcher.poll()
+    alice = yield store.get("alice")
+    assert alice.status is SubscriberStatus.ACTIVE
+    with Session(engine) as s, s.begin():
+        s.execute(update(Subscriber).where(Subscriber.login == "alice")
+                  .values(status=SubscriberStatus.BLOCKED))
+    cached = yield store.get("alice")
+    assert cached.status is SubscriberStatus.ACTIVE  # still cached: no poll yet
+    yield watcher.poll()
+    fresh = yield store.get("alice")
+    assert fresh.status is SubscriberStatus.BLOCKED
+    with Session(engine) as s, s.begin():
+        s.execute(update(Plan).values(rate_limit="2M/2M"))
+    yield watcher.poll()
+    fresh = yield store.get("alice")
+    assert fresh.plan is not None and fresh.plan.rate_limit == "2M/2M"
+    bob = yield store.get("bob")
+    assert bob is not None
+    with Session(engine) as s, s.begin():
+        s.execute(delete(Subscriber).where(Subscriber.login == "bob"))
+    yield watcher.poll()
+    gone = yield store.get("bob")
+    assert gone is None
+
+
+def test_watcher_is_wired_into_the_service() -> None:
+    """make_service builds a CredentialWatcher polling at the configured interval."""
+    from radbill.app import make_service
+    from radbill.config import parse_config
+
+    config = parse_config({"database": {"url": "sqlite://"},
+                           "radius": {"credential_poll_interval": 2.5}})
+    app = make_service(config, reactor, check_schema=False)  # type: ignore[arg-type]
+    watchers = [s for s in app.root if isinstance(s, CredentialWatcher)]
+    assert len(watchers) == 1 and watchers[0].interval == 2.5
+    app.dbpool.engine.dispose()
