@@ -6,9 +6,11 @@ User-Name or password that is not valid UTF-8 cannot raise in a decoder.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pyrad.packet import Packet
 from twisted.internet import defer
@@ -70,9 +72,17 @@ def eap_method_name(pkt: Packet) -> str:
     return "EAP"
 
 
+class PasswordUpgrade(Protocol):
+    """Stores an argon2 hash for a subscriber verified by NT hash (see _pap)."""
+
+    def __call__(self, sub: SubscriberAuth, password: str) -> None: ...
+
+
 class Authenticator:
-    def __init__(self, verifier: PasswordVerifier) -> None:
+    def __init__(self, verifier: PasswordVerifier,
+                 upgrade: PasswordUpgrade | None = None) -> None:
         self.verifier = verifier
+        self.upgrade = upgrade
 
     def authenticate(self, pkt: Packet, user_name: bytes,
                      sub: SubscriberAuth) -> defer.Deferred[AuthResult]:
@@ -97,11 +107,31 @@ class Authenticator:
         password = decrypt_user_password(raw(pkt, USER_PASSWORD) or b"", pkt.secret,
                                          pkt.authenticator)
         if sub.password_hash is None:
-            return defer.succeed(AuthResult(Outcome.WRONG_PASSWORD, "pap",
-                                            detail="no PAP password stored"))
+            return defer.succeed(self._pap_by_nt_hash(password, sub))
         d = self.verifier.verify(sub.login, sub.password_hash, password)
         return d.addCallback(lambda ok: AuthResult(
             Outcome.ACCEPT if ok else Outcome.WRONG_PASSWORD, "pap"))
+
+    def _pap_by_nt_hash(self, password: bytes, sub: SubscriberAuth) -> AuthResult:
+        """PAP for a subscriber whose argon2 hash is still pending (a bulk import).
+
+        Importing stores only the NT hash, which MS-CHAPv2 needs anyway (argon2
+        for 10,000 rows would take minutes); the first PAP login proves the
+        password, and the argon2 hash is stored from it then. Until then the
+        protection is that of the NT hash, which every MS-CHAP-capable
+        subscriber has regardless.
+        """
+        if sub.nt_hash is None:
+            return AuthResult(Outcome.WRONG_PASSWORD, "pap", detail="no PAP password stored")
+        try:
+            text = password.decode("utf-8")
+        except UnicodeDecodeError:
+            return AuthResult(Outcome.WRONG_PASSWORD, "pap", detail="password is not UTF-8")
+        if not hmac.compare_digest(mschap.nt_password_hash(text), sub.nt_hash):
+            return AuthResult(Outcome.WRONG_PASSWORD, "pap")
+        if self.upgrade is not None:
+            self.upgrade(sub, text)
+        return AuthResult(Outcome.ACCEPT, "pap")
 
     def _chap(self, pkt: Packet, sub: SubscriberAuth) -> AuthResult:
         if sub.cleartext is None:

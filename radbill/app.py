@@ -19,6 +19,7 @@ from aaa.authenticate import Authenticator
 from aaa.credential_watch import CredentialWatcher
 from aaa.credentials import CredentialStore
 from aaa.dictionary import load_dictionary
+from aaa.password_upgrade import PasswordUpgrader
 from aaa.service import RadiusService
 from aaa.verifier import PasswordVerifier
 from radbill.config import Config
@@ -100,7 +101,9 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
     credentials = CredentialStore(dbpool, reactor, ttl=config.radius.credential_cache_ttl)  # type: ignore[arg-type]
     CredentialWatcher(credentials, dbpool, reactor,  # type: ignore[arg-type]
                       config.radius.credential_poll_interval).setServiceParent(root)
-    authenticator = Authenticator(PasswordVerifier(reactor))  # type: ignore[arg-type]
+    authenticator = Authenticator(
+        PasswordVerifier(reactor),  # type: ignore[arg-type]
+        PasswordUpgrader(dbpool, reactor, credentials))  # type: ignore[arg-type]
     access = AccessHandler(credentials, authenticator, access_hooks or [])
     if accounting_handler is None:
         from aaa.acct import make_accounting_handler

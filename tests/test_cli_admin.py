@@ -422,6 +422,18 @@ def test_config_option_after_the_command(cli: Cli, config_file: Path) -> None:
 IMPORT_HEADER = ["login", "password", "plan", "chap", "static_ip", "status"]
 
 
+def test_import_argon2_now_hashes_during_import(cli: Cli, engine: Engine,
+                                                tmp_path: Path) -> None:
+    """--argon2-now stores a verifying argon2 hash at import time, with the NT hash."""
+    path = write_csv(tmp_path / "subs.csv", ["login", "password"], [["ann", "pw-a"],
+                                                                     ["ben", "pw-b"]])
+    out = ok(cli("subscriber", "import", str(path), "--argon2-now", "--workers", "2"))
+    assert "imported 2 subscribers" in out
+    ann = subscriber_row(engine, "ann")
+    assert verify_password(ann.password_hash or "", b"pw-a")
+    assert ann.nt_hash == nt_password_hash("pw-a").hex()
+
+
 def test_import_200_rows(cli: Cli, engine: Engine, tmp_path: Path) -> None:
     """200 rows import in one go: plain passwords hashed, pre-hashed ones taken as given.
 
@@ -444,11 +456,12 @@ def test_import_200_rows(cli: Cli, engine: Engine, tmp_path: Path) -> None:
     assert "imported 200 subscribers" in out and "20 passwords hashed" in out
     assert count(engine, Subscriber) == 200
     first = subscriber_row(engine, "user000")
-    assert verify_password(first.password_hash or "", b"pw0")
+    # Plain passwords: NT hash now, argon2 at the first PAP login (aaa.password_upgrade).
+    assert first.password_hash is None
     assert first.chap_enabled and first.cleartext_password == "pw0"
     assert first.nt_hash == nt_password_hash("pw0").hex()
     tenth = subscriber_row(engine, "user010")
-    assert verify_password(tenth.password_hash or "", b"pw10")
+    assert tenth.password_hash is None and tenth.nt_hash == nt_password_hash("pw10").hex()
     assert not tenth.chap_enabled and tenth.cleartext_password is None
     pre = subscriber_row(engine, "user001")
     assert verify_password(pre.password_hash or "", b"prehashed")
