@@ -1,0 +1,68 @@
+"""Helpers for billing tests: plans with prices, subscribers, usage deltas, ledger snapshots."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import count
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from billing.ledger import thd_check
+from billing.models import BillingAccount, LedgerEntry
+from billing.tariff_store import thd_apply_spec
+from billing.tariffs import TariffSpec
+from billing.usage import UsageDelta, thd_record_usage
+from radbill.db.models import Plan, Subscriber
+
+_seq = count(1)
+
+
+def make_plan(session: Session, name: str, **values: object) -> int:
+    """A plan with the given tariff values (micro-unit prices)."""
+    applied = thd_apply_spec(session, TariffSpec(plan_name=name, values=values),
+                             create_plan=True)
+    return int(session.scalars(select(Plan.id).where(Plan.name == applied.plan)).one())
+
+
+def make_subscriber(session: Session, login: str, plan_id: int | None) -> int:
+    sub = Subscriber(login=login, plan_id=plan_id, description="")
+    session.add(sub)
+    session.flush()
+    return sub.id
+
+
+def delta(subscriber_id: int, source_id: str, seconds: int = 0, octets_in: int = 0,
+          octets_out: int = 0, end: datetime | None = None, final: bool = False,
+          source: str = "session", destination: str | None = None,
+          key: str | None = None) -> UsageDelta:
+    end = end or datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    return UsageDelta(subscriber_id=subscriber_id, source=source,  # type: ignore[arg-type]
+                      source_id=source_id, seconds=seconds, octets_in=octets_in,
+                      octets_out=octets_out, period_start=end - timedelta(seconds=seconds),
+                      period_end=end, idempotency_key=key or f"k{next(_seq)}",
+                      destination=destination, final=final)
+
+
+def record(session: Session, *deltas: UsageDelta) -> None:
+    thd_record_usage(session, list(deltas))
+
+
+def ledger_snapshot(session: Session) -> list[tuple[int, str, int, str]]:
+    """Every entry as (account, kind, amount, key), in key order: comparable across runs."""
+    rows = session.execute(select(LedgerEntry.account_id, LedgerEntry.kind, LedgerEntry.amount,
+                                  LedgerEntry.idempotency_key)
+                           .order_by(LedgerEntry.idempotency_key)).all()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def balances(session: Session) -> dict[int, int]:
+    return {sid: bal for sid, bal in session.execute(
+        select(BillingAccount.subscriber_id, BillingAccount.balance)).all()}
+
+
+def assert_ledger_consistent(session: Session) -> None:
+    result = thd_check(session)
+    assert result.mismatches == (), result.mismatches
+    total = session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)))
+    assert total == sum(balances(session).values())
