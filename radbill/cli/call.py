@@ -6,7 +6,7 @@ import argparse
 from dataclasses import asdict
 
 from accounting.queries import CallFilter, thd_list_calls, thd_show_call
-from radbill.cli.context import CliContext
+from radbill.cli.context import run_once
 from radbill.cli.output import add_out_argument, emit_list, emit_object
 from radbill.cli.session import parse_since, positive_int
 
@@ -40,22 +40,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     since = parse_since(args.since) if args.since else None
-    ctx = CliContext(args)
-    try:
-        found = ctx.run(thd_list_calls, CallFilter(
-            subscriber=args.subscriber, nas=args.nas, since=since, caller=args.caller,
-            callee=args.callee, limit=args.limit))
-    finally:
-        ctx.close()
+    found = run_once(args, thd_list_calls, CallFilter(
+        subscriber=args.subscriber, nas=args.nas, since=since, caller=args.caller,
+        callee=args.callee, limit=args.limit))
     emit_list([asdict(c) for c in found], LIST_COLUMNS, args.out, "calls", "call")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    ctx = CliContext(args)
-    try:
-        info = ctx.run(thd_show_call, args.id)
-    finally:
-        ctx.close()
+    info = run_once(args, thd_show_call, args.id)
     emit_object(asdict(info), args.out, "call")
     return 0

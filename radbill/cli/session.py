@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from accounting.queries import SessionFilter, thd_list_sessions, thd_show_session
-from radbill.cli.context import CliContext
+from radbill.cli.context import run_once
 from radbill.cli.output import add_out_argument, emit_list, emit_object
 from radbill.db.base import utcnow
 from radbill.errors import InvalidInput
@@ -74,22 +74,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     since = parse_since(args.since) if args.since else None
-    ctx = CliContext(args)
-    try:
-        found = ctx.run(thd_list_sessions, SessionFilter(
-            online=args.online, subscriber=args.subscriber, nas=args.nas, since=since,
-            limit=args.limit), utcnow())
-    finally:
-        ctx.close()
+    found = run_once(args, thd_list_sessions, SessionFilter(
+        online=args.online, subscriber=args.subscriber, nas=args.nas, since=since,
+        limit=args.limit), utcnow())
     emit_list([asdict(s) for s in found], LIST_COLUMNS, args.out, "sessions", "session")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    ctx = CliContext(args)
-    try:
-        info = ctx.run(thd_show_session, args.id, utcnow())
-    finally:
-        ctx.close()
+    info = run_once(args, thd_show_session, args.id, utcnow())
     emit_object(asdict(info), args.out, "session")
     return 0

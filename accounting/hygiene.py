@@ -1,0 +1,44 @@
+"""Session hygiene: closing sessions the NAS went silent about, and counting live ones.
+
+A session is live while it is open and its stale deadline (last heard of +
+``stale_after_intervals`` x its Interim-Update interval) has not passed.
+Simultaneous-use counts live sessions only, so a session whose Stop was lost
+(a zombie) stops counting the moment it is overdue, even before the sweeper
+has closed it: a subscriber is never locked out by a NAS that forgot them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, Update, func, select, update
+from sqlalchemy.orm import Session
+
+from accounting.models import AcctSession
+from accounting.records import ClosedBy
+from accounting.store import STALE_CAUSE
+
+
+def close_stale_statement(now: datetime) -> Update:
+    """Every open session whose deadline passed, closed as ended when last heard of."""
+    return (update(AcctSession)
+            .where(AcctSession.stale_deadline < now)
+            .values(stopped_at=AcctSession.last_seen_at, stale_deadline=None,
+                    closed_by=ClosedBy.STALE.value, terminate_cause=STALE_CAUSE)
+            .execution_options(synchronize_session=False))
+
+
+def thd_close_stale(session: Session, now: datetime) -> int:
+    return int(session.execute(close_stale_statement(now)).rowcount)  # type: ignore[attr-defined]
+
+
+def count_live_statement(subscriber_id: int, now: datetime) -> Select[Any]:
+    """Open, not overdue sessions of one subscriber (index subscriber_id, stale_deadline)."""
+    return (select(func.count()).select_from(AcctSession)
+            .where(AcctSession.subscriber_id == subscriber_id,
+                   AcctSession.stale_deadline > now))
+
+
+def thd_count_live_sessions(session: Session, subscriber_id: int, now: datetime) -> int:
+    return int(session.execute(count_live_statement(subscriber_id, now)).scalar_one())
