@@ -33,6 +33,28 @@ def thd_close_stale(session: Session, now: datetime) -> int:
     return int(session.execute(close_stale_statement(now)).rowcount)  # type: ignore[attr-defined]
 
 
+GONE_CAUSE = "Session-Context-Not-Found"
+
+
+def thd_close_gone_session(session: Session, nas_id: int | None, acct_session_id: str,
+                           now: datetime) -> int:
+    """Close an open session the NAS says it does not have (RFC 5176 Error-Cause 503).
+
+    Called through billing's ``on_session_gone`` after a cut-off: the session
+    will never send a Stop, and leaving it open would keep counting it live.
+    """
+    if nas_id is None or not acct_session_id:
+        return 0
+    result = session.execute(
+        update(AcctSession)
+        .where(AcctSession.nas_id == nas_id, AcctSession.session_id == acct_session_id,
+               AcctSession.stopped_at.is_(None))
+        .values(stopped_at=now, stale_deadline=None, closed_by=ClosedBy.NAS_GONE.value,
+                terminate_cause=GONE_CAUSE)
+        .execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def count_live_statement(subscriber_id: int, now: datetime) -> Select[Any]:
     """Open, not overdue sessions of one subscriber (index subscriber_id, stale_deadline)."""
     return (select(func.count()).select_from(AcctSession)

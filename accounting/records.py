@@ -53,6 +53,7 @@ class ClosedBy(enum.StrEnum):
     NAS_ON = "accounting-on"
     NAS_OFF = "accounting-off"
     STALE = "stale"
+    NAS_GONE = "nas-gone"  # a Disconnect-NAK with Error-Cause 503: the NAS has no such session
 
 
 def _digest(*parts: object) -> str:

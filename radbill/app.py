@@ -24,6 +24,7 @@ from aaa.service import RadiusService
 from aaa.verifier import PasswordVerifier
 from radbill.config import Config
 from radbill.db import schema
+from radbill.db.base import utcnow
 from radbill.db.engine import make_engine
 from radbill.db.pool import DBPool
 
@@ -74,6 +75,7 @@ class Radbill:
     dbpool: DBPool
     radius: RadiusService
     credentials: CredentialStore
+    billing: Any = None  # billing.service.BillingService when billing is on
 
 
 def make_dbpool(config: Config, reactor: Any) -> DBPool:
@@ -85,8 +87,21 @@ def make_dbpool(config: Config, reactor: Any) -> DBPool:
 
 def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = True,
                  access_hooks: list[AccessHook] | None = None,
-                 accounting_handler: Any = None) -> Radbill:
-    """Build everything; raises SchemaOutdated or DictionaryError before any port is bound."""
+                 accounting_handler: Any = None, billing: bool = True) -> Radbill:
+    """Build everything; raises SchemaOutdated or DictionaryError before any port is bound.
+
+    Start order is child order, stop order its reverse: the DB pool first up and
+    last down; accounting (spool recovery) before the listeners and after them on
+    the way down, so queued records are committed before the pool closes.
+    ``access_hooks``/``accounting_handler`` replace the standard ones (tests).
+    """
+    from aaa.acct import make_accounting_handler
+    from aaa.billing_hook import BillingAccessHook, make_billing_loop
+    from aaa.simultaneous import make_simultaneous_use_hook
+    from accounting.hygiene import thd_close_gone_session
+    from billing.service import BillingService, notifying_sink
+    from billing.usage import thd_record_usage
+
     dbpool = make_dbpool(config, reactor)
     if check_schema:
         try:
@@ -104,14 +119,35 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
     authenticator = Authenticator(
         PasswordVerifier(reactor),  # type: ignore[arg-type]
         PasswordUpgrader(dbpool, reactor, credentials))  # type: ignore[arg-type]
-    access = AccessHandler(credentials, authenticator, access_hooks or [])
-    if accounting_handler is None:
-        from aaa.acct import make_accounting_handler
 
-        accounting_handler = make_accounting_handler(config, dbpool, reactor)
+    billing_service = None
+    if billing:
+        def session_gone(nas_id: int | None, acct_session_id: str) -> Any:
+            return dbpool.run(thd_close_gone_session, nas_id, acct_session_id, utcnow())
+
+        loop, coa = make_billing_loop(config, dbpool, reactor, on_session_gone=session_gone)
+        billing_service = BillingService(loop, reactor, closers=[coa.close])
+
+    if access_hooks is None:
+        # Cheapest reject first; the billing reservation before anything is allocated.
+        access_hooks = [make_simultaneous_use_hook(dbpool)]
+        if billing:
+            access_hooks.append(BillingAccessHook(dbpool, config))
+    access = AccessHandler(credentials, authenticator, access_hooks)
+
+    if accounting_handler is None:
+        sink = notifying_sink(billing_service.kick) if billing_service else thd_record_usage
+        accounting_handler = make_accounting_handler(config, dbpool, reactor, usage_sink=sink)
+    acct_service = getattr(accounting_handler, "service", None)
+    if acct_service is not None:
+        acct_service.setServiceParent(root)
+
     radius = RadiusService(config.radius, dbpool, dictionary, access, accounting_handler,
                            reactor)  # type: ignore[arg-type]
     radius.setServiceParent(root)
+    if billing_service is not None:
+        billing_service.setServiceParent(root)
     if config.metrics.enabled:
         MetricsService(reactor, config.metrics.listen, config.metrics.port).setServiceParent(root)
-    return Radbill(root=root, dbpool=dbpool, radius=radius, credentials=credentials)
+    return Radbill(root=root, dbpool=dbpool, radius=radius, credentials=credentials,
+                   billing=billing_service)

@@ -12,9 +12,7 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
 import radbill.cli as cli_module
-import radbill.cli.plan as plan_cli
 from billing.models import BillingAccount
-from radbill.cli.pricing import add_plan_price_commands
 from radbill.db.models import Plan, Subscriber
 from tests.billing_support import delta, record
 
@@ -22,22 +20,7 @@ Result = tuple[int, str, str]
 
 
 @pytest.fixture
-def wired(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register the billing commands and the plan price flags the way the lead will."""
-    monkeypatch.setattr(cli_module, "COMMAND_MODULES",
-                        [*cli_module.COMMAND_MODULES, "radbill.cli.billing"])
-    original = plan_cli.register
-
-    def register(sub):
-        original(sub)
-        plan = sub.choices["plan"]
-        psub = next(a for a in plan._actions if a.dest == "plan_command")
-        add_plan_price_commands(psub, psub.choices.get("set"))
-    monkeypatch.setattr(plan_cli, "register", register)
-
-
-@pytest.fixture
-def cli(tmp_path: Path, db_url: str, engine: Engine, wired: None,
+def cli(tmp_path: Path, db_url: str, engine: Engine,
         capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., Result]]:
     """Run radbill with a config pointing at the test database."""
     config = tmp_path / "radbill.toml"

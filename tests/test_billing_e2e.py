@@ -24,7 +24,6 @@ import pytest_twisted
 from pyrad import packet as P
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-from twisted.application.service import MultiService
 from twisted.internet import defer, reactor, task
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.utils import getProcessOutputAndValue
@@ -92,34 +91,14 @@ def seed(engine: Engine, coa_port: int) -> None:
 
 
 class Stack:
-    """radbill as radbill.app will build it, plus the billing loop and hook."""
+    """radbill exactly as radbill.app builds it (make_service), started and stoppable."""
 
     def __init__(self, config: Any) -> None:
-        from aaa.access import AccessHandler
-        from aaa.acct import make_accounting_handler
-        from aaa.authenticate import Authenticator
-        from aaa.billing_hook import BillingAccessHook, make_billing_loop
-        from aaa.credentials import CredentialStore
-        from aaa.service import RadiusService
-        from aaa.verifier import PasswordVerifier
-        from billing.service import BillingService, notifying_sink
-        from radbill.app import DBPoolService, make_dbpool
+        from radbill.app import make_service
 
-        self.dbpool = make_dbpool(config, reactor)
-        self.root = MultiService()
-        DBPoolService(self.dbpool).setServiceParent(self.root)
-        self.loop, self.coa = make_billing_loop(config, self.dbpool, reactor)
-        self.billing = BillingService(self.loop, reactor, closers=[self.coa.close])
-        self.handler = make_accounting_handler(config, self.dbpool, reactor,
-                                               usage_sink=notifying_sink(self.billing.kick))
-        self.handler.service.setServiceParent(self.root)
-        access = AccessHandler(CredentialStore(self.dbpool, reactor, ttl=0),
-                               Authenticator(PasswordVerifier(reactor)),
-                               [BillingAccessHook(self.dbpool, config)])
-        self.radius = RadiusService(config.radius, self.dbpool, load_dictionary(), access,
-                                    self.handler, reactor)
-        self.radius.setServiceParent(self.root)
-        self.billing.setServiceParent(self.root)
+        app = make_service(config, reactor)
+        self.root, self.dbpool, self.radius = app.root, app.dbpool, app.radius
+        self.billing = app.billing
 
     def start(self) -> Any:
         self.root.startService()
@@ -151,7 +130,8 @@ def stack(engine: Engine, db_url: str, tmp_path: Path, nas: tuple[FakeNas, int]
     config = parse_config({
         "server": {"data_dir": str(tmp_path)},
         "database": {"url": db_url, "pool_size": 4},
-        "radius": {"listen": ["127.0.0.1"], "auth_port": 0, "acct_port": 0},
+        "radius": {"listen": ["127.0.0.1"], "auth_port": 0, "acct_port": 0,
+                   "credential_cache_ttl": 0},
         "billing": {"loop_interval": 3600, "currency": "USD", "reserve_seconds": 300},
         "coa": {"timeout": 1.0, "retries": 2},
     })
@@ -227,8 +207,6 @@ def test_small_balance_is_cut_off_and_payment_restores(
     import radbill.cli as cli_module
     config = tmp_path / "radbill.toml"
     config.write_text(f'[database]\nurl = {json.dumps(db_url)}\n', encoding="utf-8")
-    monkeypatch.setattr(cli_module, "COMMAND_MODULES",
-                        [*cli_module.COMMAND_MODULES, "radbill.cli.billing"])
     code = yield defer.maybeDeferred(cli_module.main, ["--config", str(config), "payment",
                                                        "add", "alice", "5.00", "--ref", "T-1"])
     assert code == 0

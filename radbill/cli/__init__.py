@@ -23,6 +23,9 @@ COMMAND_MODULES = [
     "radbill.cli.nas",
     "radbill.cli.plan",
     "radbill.cli.subscriber",
+    "radbill.cli.session",
+    "radbill.cli.call",
+    "radbill.cli.billing",
 ]
 
 EXIT_USAGE = 2

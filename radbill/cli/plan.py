@@ -86,6 +86,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rm.add_argument("name")
     rm.set_defaults(func=cmd_remove)
 
+    # Prices are billing's: `plan set` gains the price flags, plus `plan import|prices`.
+    from radbill.cli.pricing import add_plan_price_commands
+
+    add_plan_price_commands(psub, upd)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
