@@ -398,7 +398,9 @@ def make_accounting_handler(config: Any, dbpool: DBPool, reactor: Any, *,
                             commit_timeout: float = 5.0,
                             replay_interval: float = 1.0,
                             sweep_interval: float = 60.0,
-                            now: Callable[[], datetime] = utcnow) -> AccountingHandler:
+                            now: Callable[[], datetime] = utcnow,
+                            record_hooks: tuple[Callable[[Any, Any], object], ...] = (),
+                            ) -> AccountingHandler:
     """Build the handler and its AccountingService (``handler.service``), which the
     caller adds to the root MultiService after the DB pool, before the listeners."""
     if dictionary is None:
@@ -407,7 +409,8 @@ def make_accounting_handler(config: Any, dbpool: DBPool, reactor: Any, *,
         dictionary = load_dictionary()
     acct = config.accounting
     policy = AcctPolicy(stale_after_intervals=acct.stale_after_intervals,
-                        default_interim_interval=acct.default_interim_interval)
+                        default_interim_interval=acct.default_interim_interval,
+                        record_hooks=record_hooks)
     spool_path = acct.spool_file or str(Path(config.server.data_dir) / "accounting.spool")
     spool = AsyncSpool(spool_path, reactor)
     if max_in_flight is None:

@@ -24,7 +24,7 @@ monotonic in SQL too (GREATEST), in case another node wrote the row meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -70,6 +70,10 @@ class AcctPolicy:
 
     stale_after_intervals: int = 3
     default_interim_interval: int = 300
+    # Called per record, in arrival order, inside the record's transaction: how
+    # other packages follow sessions without reading accounting's tables (pools
+    # extends and releases leases this way). Given at wiring time.
+    record_hooks: tuple[Callable[[Session, AcctRecord], object], ...] = ()
 
     def deadline(self, seen: datetime, interval: int) -> datetime:
         return seen + timedelta(seconds=self.stale_after_intervals * interval)
@@ -475,6 +479,8 @@ def thd_apply_records(session: Session, records: Sequence[AcctRecord], policy: A
     results: list[ApplyResult] = []
     segment: list[AcctRecord] = []
     for r in records:
+        for hook in policy.record_hooks:
+            hook(session, r)
         if r.is_nas_event:
             results.extend(_apply_segment(session, segment, policy, usage_sink))
             segment = []

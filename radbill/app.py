@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.application import service
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorCore
 from twisted.web import resource, server
 
@@ -29,6 +30,31 @@ from radbill.db.engine import make_engine
 from radbill.db.pool import DBPool
 
 log = logging.getLogger(__name__)
+
+
+class OrderedMultiService(service.MultiService):
+    """Stops children one at a time, last started first, each after the previous finished.
+
+    Twisted's MultiService stops every child at once; then the DB pool joins its
+    threads while accounting is still committing its queue through them, and
+    the shutdown never ends. Here the pool (the first child) stops only after
+    everything that uses it has.
+    """
+
+    def stopService(self) -> defer.Deferred[None]:  # type: ignore[override]
+        service.Service.stopService(self)
+        children = list(self)
+        children.reverse()
+
+        @defer.inlineCallbacks
+        def stop_all() -> Any:
+            for child in children:
+                try:
+                    yield defer.maybeDeferred(child.stopService)
+                except Exception:
+                    log.exception("error stopping %s", type(child).__name__)
+
+        return stop_all()  # type: ignore[no-any-return]
 
 
 class DBPoolService(service.Service):
@@ -97,10 +123,13 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
     """
     from aaa.acct import make_accounting_handler
     from aaa.billing_hook import BillingAccessHook, make_billing_loop
+    from aaa.pool_hook import PoolHook
     from aaa.simultaneous import make_simultaneous_use_hook
     from accounting.hygiene import thd_close_gone_session
     from billing.service import BillingService, notifying_sink
     from billing.usage import thd_record_usage
+    from pools.lease import thd_lease_on_accounting
+    from pools.service import LeaseExpiryService
 
     dbpool = make_dbpool(config, reactor)
     if check_schema:
@@ -110,7 +139,7 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
             dbpool.engine.dispose()
             raise
     dictionary = load_dictionary()
-    root = service.MultiService()
+    root = OrderedMultiService()
     DBPoolService(dbpool).setServiceParent(root)
 
     credentials = CredentialStore(dbpool, reactor, ttl=config.radius.credential_cache_ttl)  # type: ignore[arg-type]
@@ -129,15 +158,28 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
         billing_service = BillingService(loop, reactor, closers=[coa.close])
 
     if access_hooks is None:
-        # Cheapest reject first; the billing reservation before anything is allocated.
+        # Cheapest reject first; the billing reservation before anything is allocated;
+        # the address last, so nothing that can still reject runs after an offer.
         access_hooks = [make_simultaneous_use_hook(dbpool)]
         if billing:
             access_hooks.append(BillingAccessHook(dbpool, config))
+        access_hooks.append(PoolHook(dbpool, reactor,  # type: ignore[arg-type]
+                                     offer_lease_seconds=config.pools.offer_lease_seconds,
+                                     routes_ttl=config.pools.routes_ttl))
     access = AccessHandler(credentials, authenticator, access_hooks)
 
     if accounting_handler is None:
         sink = notifying_sink(billing_service.kick) if billing_service else thd_record_usage
-        accounting_handler = make_accounting_handler(config, dbpool, reactor, usage_sink=sink)
+        lease_seconds = config.pools.lease_seconds
+
+        def follow_leases(session: Any, r: Any) -> object:
+            return thd_lease_on_accounting(
+                session, r.nas_id, r.status, r.framed_ip, r.framed_ipv6_prefix,
+                r.delegated_ipv6_prefix, r.user_name, r.session_id,
+                lease_seconds=lease_seconds)
+
+        accounting_handler = make_accounting_handler(config, dbpool, reactor, usage_sink=sink,
+                                                     record_hooks=(follow_leases,))
     acct_service = getattr(accounting_handler, "service", None)
     if acct_service is not None:
         acct_service.setServiceParent(root)
@@ -145,6 +187,8 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
     radius = RadiusService(config.radius, dbpool, dictionary, access, accounting_handler,
                            reactor)  # type: ignore[arg-type]
     radius.setServiceParent(root)
+    LeaseExpiryService(dbpool, reactor,  # type: ignore[arg-type]
+                       interval=config.pools.expiry_interval).setServiceParent(root)
     if billing_service is not None:
         billing_service.setServiceParent(root)
     if config.metrics.enabled:

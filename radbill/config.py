@@ -146,6 +146,10 @@ class PoolsConfig:
                                    doc="how long an address offered in an Accept waits for Start")
     lease_seconds: int = opt(3600, _positive)
     warn_utilization: int = opt(90, lambda v: None if 1 <= v <= 100 else "must be 1..100")
+    expiry_interval: float = opt(10.0, _positive,
+                                 doc="seconds between sweeps returning lapsed offers and leases")
+    routes_ttl: float = opt(10.0, _non_negative,
+                            doc="seconds a running server caches which pools a plan uses")
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,11 @@ from tests.test_accounting_store import call
 from tests.test_accounting_support import T0, rec, seed
 
 START, INTERIM, STOP = AcctStatus.START, AcctStatus.INTERIM, AcctStatus.STOP
-MINE = ["radbill.cli.session", "radbill.cli.call"]
 
 
 @pytest.fixture
-def config(engine: Engine, db_url: str, tmp_path: Path,
-           monkeypatch: pytest.MonkeyPatch) -> str:
+def config(engine: Engine, db_url: str, tmp_path: Path) -> str:
     """A config file for the test database, with sessions and a call stored in it."""
-    missing = [m for m in MINE if m not in cli.COMMAND_MODULES]
-    monkeypatch.setattr(cli, "COMMAND_MODULES", cli.COMMAND_MODULES + missing)
     with Session(engine) as s, s.begin():
         ids = seed(s)
         n = ids["nas1"]

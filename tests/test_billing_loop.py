@@ -113,9 +113,7 @@ def reference_ledger(tmp_path: Path, subscribers: int, per_sub: int
 
 
 def cli_process(config: Path, *args: str) -> subprocess.Popen[bytes]:
-    code = ("import sys, radbill.cli as c; c.COMMAND_MODULES.append('radbill.cli.billing'); "
-            "sys.exit(c.main(sys.argv[1:]))")
-    return subprocess.Popen([sys.executable, "-c", code, "--config", str(config), *args],
+    return subprocess.Popen([sys.executable, "-m", "radbill.cli", "--config", str(config), *args],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
 

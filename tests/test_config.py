@@ -65,6 +65,8 @@ retries = 0
 offer_lease_seconds = 30
 lease_seconds = 7200
 warn_utilization = 80
+expiry_interval = 5.0
+routes_ttl = 0
 
 [web]
 enabled = true

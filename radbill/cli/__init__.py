@@ -26,6 +26,8 @@ COMMAND_MODULES = [
     "radbill.cli.session",
     "radbill.cli.call",
     "radbill.cli.billing",
+    "radbill.cli.pool",
+    "radbill.cli.login",
 ]
 
 EXIT_USAGE = 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pools.logins import thd_generate_logins
-from radbill.cli.context import CliContext
+from radbill.cli.context import run_once
 from radbill.cli.output import add_out_argument, emit_list
 
 
@@ -23,11 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    ctx = CliContext(args)
-    try:
-        logins = ctx.run(thd_generate_logins, args.pool, args.count)
-    finally:
-        ctx.close()
+    logins = run_once(args, thd_generate_logins, args.pool, args.count)
     if args.out == "text":
         for login in logins:
             print(login)

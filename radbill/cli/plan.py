@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from aaa import manage
+from pools.manage import thd_replace_plan_pools
 from radbill.cli.context import run_once as run
 from radbill.cli.output import add_out_argument, emit_list, emit_object
+from radbill.cli.pool import add_pool_argument
 from radbill.errors import InvalidInput
 
 LIST_COLUMNS = ["name", "rate_limit", "session_timeout", "idle_timeout", "interim_interval",
@@ -63,6 +67,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add = psub.add_parser("add", help="add a plan", parents=[common_parent()])
     add.add_argument("name", help="unique name, 1..64 characters")
     _service_options(add, clearing=False)
+    add_pool_argument(add)
     add.set_defaults(func=cmd_add)
 
     lst = psub.add_parser("list", help="list plans", parents=[common_parent()])
@@ -79,6 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _service_options(upd, clearing=True)
     upd.add_argument("--clear-reply-attributes", action="store_true",
                      help="remove every extra reply attribute")
+    add_pool_argument(upd)
     upd.set_defaults(func=cmd_set)
 
     rm = psub.add_parser("remove", help="remove a plan no subscriber uses",
@@ -92,11 +98,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_plan_price_commands(psub, upd)
 
 
+def _pool_names(pools: list[str]) -> list[str]:
+    return [p for p in pools if p]  # --pool '' clears the list
+
+
 def cmd_add(args: argparse.Namespace) -> int:
-    info = run(args, manage.thd_add_plan, args.name, args.rate_limit, args.session_timeout,
-               args.idle_timeout, args.interim_interval, args.simultaneous_use,
-               "PPP" if args.framed_protocol is None else args.framed_protocol,
-               args.reply_attributes or [])
+    def thd(session: Session) -> manage.PlanInfo:
+        info = manage.thd_add_plan(
+            session, args.name, args.rate_limit, args.session_timeout, args.idle_timeout,
+            args.interim_interval, args.simultaneous_use,
+            "PPP" if args.framed_protocol is None else args.framed_protocol,
+            args.reply_attributes or [])
+        if args.pools:  # same transaction: an unknown pool adds no plan
+            thd_replace_plan_pools(session, info.name, _pool_names(args.pools))
+        return info
+
+    info = run(args, thd)
     print(f"plan {info.name!r} added")
     return 0
 
@@ -123,10 +140,20 @@ def cmd_set(args: argparse.Namespace) -> int:
         changes["reply_attributes"] = []
     elif reply_attributes:
         changes["reply_attributes"] = reply_attributes
-    if not changes:
+    pools = args.pools
+    if not changes and pools is None:
         raise InvalidInput("nothing to change; give at least one option (see --help)")
-    info = run(args, manage.thd_update_plan, args.name, changes)
-    print(f"plan {info.name!r} changed: " + ", ".join(sorted(changes)))
+
+    def thd(session: Session) -> manage.PlanInfo:
+        info = (manage.thd_update_plan(session, args.name, changes) if changes
+                else manage.thd_get_plan(session, args.name))
+        if pools is not None:
+            thd_replace_plan_pools(session, info.name, _pool_names(pools))
+        return info
+
+    info = run(args, thd)
+    print(f"plan {info.name!r} changed: "
+          + ", ".join(sorted([*changes, *(["pools"] if pools is not None else [])])))
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from typing import Any
 
@@ -27,7 +28,7 @@ from pools.manage import (
 )
 from pools.models import ItemState, OnExhausted, PoolKind
 from pools.ranges import parse_pool, read_range_file, split_tokens
-from radbill.cli.context import CliContext
+from radbill.cli.context import CliContext, run_once
 from radbill.cli.output import add_out_argument, emit_list, emit_object
 
 PROGRESS_FROM = 5000  # items; smaller pools are added without a bar
@@ -140,11 +141,7 @@ def add_pool_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, fn: Any, *a: Any, **kw: Any) -> Any:
-    ctx = CliContext(args)
-    try:
-        return ctx.run(fn, *a, **kw)
-    finally:
-        ctx.close()
+    return run_once(args, functools.partial(fn, **kw), *a)
 
 
 def _new_pool(args: argparse.Namespace) -> NewPool:
