@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -30,6 +32,7 @@ from aaa.outcome import Decision, Outcome
 from aaa.vendors import rate_limit_attributes
 from billing.rating import normalize_number
 from billing.reservation import Grant, SessionRequest, thd_reserve
+from billing.tariff_store import thd_priced_plan_ids
 from radbill.config import Config
 from radbill.db.models import Vendor
 
@@ -59,12 +62,40 @@ def called_number(ctx: AccessContext) -> str | None:
 class BillingAccessHook:
     """AccessHook: reserve at Access-Request; reject with the reason when there is no money."""
 
-    def __init__(self, dbpool: Any, config: Config, grant: str = "balance") -> None:
+    def __init__(self, dbpool: Any, config: Config, grant: str = "balance",
+                 priced_ttl: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.dbpool = dbpool
         self.config = config
         self.grant = grant
+        self.priced_ttl = priced_ttl
+        self.clock = clock
+        self._priced: frozenset[int] = frozenset()
+        self._priced_until = float("-inf")
 
     def __call__(self, ctx: AccessContext) -> defer.Deferred[Decision | None]:
+        # A plan without prices needs no reservation: skip the transaction (the hot
+        # path of an operator who bills elsewhere). Which plans have prices is
+        # cached for priced_ttl seconds; calls always go to the database (voice rates).
+        if ctx.subscriber.plan is None or self.priced_ttl <= 0 or called_number(ctx):
+            return self._reserve(ctx)
+        if self.clock() < self._priced_until:
+            return self._reserve_if_priced(self._priced, ctx)
+        d = self.dbpool.run(thd_priced_plan_ids)
+
+        def loaded(priced: frozenset[int]) -> frozenset[int]:
+            self._priced, self._priced_until = priced, self.clock() + self.priced_ttl
+            return priced
+
+        return d.addCallback(loaded).addCallback(self._reserve_if_priced, ctx)
+
+    def _reserve_if_priced(self, priced: frozenset[int],
+                           ctx: AccessContext) -> defer.Deferred[Decision | None]:
+        plan = ctx.subscriber.plan
+        if plan is not None and plan.id not in priced:
+            return defer.succeed(None)
+        return self._reserve(ctx)
+
+    def _reserve(self, ctx: AccessContext) -> defer.Deferred[Decision | None]:
         sub = ctx.subscriber
         framed_ip = sub.static_ip
         for name, value in ctx.reply:

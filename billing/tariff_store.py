@@ -68,6 +68,11 @@ def thd_load_tariffs(session: Session, plan_ids: Iterable[int]) -> dict[int, Tar
     return {row.plan_id: _tariff(row, name, bands.get(row.plan_id, [])) for row, name in rows}
 
 
+def thd_priced_plan_ids(session: Session) -> frozenset[int]:
+    """Plans that have prices: the only ones whose logins need a reservation."""
+    return frozenset(session.scalars(select(TariffRow.plan_id)).all())
+
+
 def thd_load_tariff(session: Session, plan_id: int) -> Tariff | None:
     return thd_load_tariffs(session, [plan_id]).get(plan_id)
 
