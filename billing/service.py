@@ -47,6 +47,8 @@ class BillingService(service.Service):
 
     def _job(self) -> None:
         """Runs in a scheduler thread: wait for one whole pass on the reactor."""
+        if not self.running:
+            return  # dispatched just before stopService: the pool it needs may be gone
         try:
             threads.blockingCallFromThread(self.reactor, self.run_pass)
         except Exception:

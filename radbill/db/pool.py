@@ -102,7 +102,14 @@ class DBPool:
 
     def run(self, fn: Callable[..., T], *args: Any, retries: int = 1,
             **kwargs: Any) -> defer.Deferred[T]:
-        """Run ``fn(session, *args)`` in a DB thread; fire with its result."""
+        """Run ``fn(session, *args)`` in a DB thread; fire with its result.
+
+        After stop() this fails at once: work queued on a stopped ThreadPool
+        would never run, and whoever waits for it (a billing pass, a shutdown)
+        would wait forever.
+        """
+        if not self._started:
+            return defer.fail(DatabaseUnavailable("the database thread pool is stopped"))
         return deferToThreadPool(self.reactor, self.threadpool, run_in_session,  # type: ignore[arg-type]
                                  self.session_factory, fn, *args, retries=retries, **kwargs)
 
