@@ -132,3 +132,15 @@ def test_transient_error_classification() -> None:
     assert is_transient(OperationalError("x", {}, Orig(2013, "Lost connection")))
     assert not is_transient(OperationalError("x", {}, Orig(1064, "syntax")))
     assert is_transient(OperationalError("x", {}, Orig("database is locked")))
+
+
+def test_run_after_stop_fails_at_once(engine: Engine) -> None:
+    """Work given to a stopped pool fails immediately instead of waiting forever."""
+    from radbill.errors import DatabaseUnavailable
+
+    pool = DBPool(engine)
+    pool.start()
+    pool.stop()
+    failures: list[BaseException] = []
+    pool.run(lambda session: 1).addErrback(lambda f: failures.append(f.value))
+    assert len(failures) == 1 and isinstance(failures[0], DatabaseUnavailable)
