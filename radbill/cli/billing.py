@@ -42,7 +42,7 @@ from billing.rating import (
 )
 from billing.tariff_store import thd_import_rates, thd_load_tariff, thd_voice_rate
 from billing.tariffs import parse_rates_csv
-from radbill.cli.context import CliContext
+from radbill.cli.context import CliContext, run_with_dbpool
 from radbill.cli.output import add_out_argument, emit_list, emit_object
 from radbill.errors import InvalidInput
 
@@ -334,51 +334,24 @@ def cmd_rates_import(args: argparse.Namespace) -> int:
 
 def cmd_billing_run(args: argparse.Namespace) -> int:
     """One pass, on a reactor of its own so Disconnect-Requests can go out and be answered."""
-    from twisted.internet import defer
-
     from radbill.config import load_config
     from radbill.logs import setup_logging
 
     config = load_config(args.config)
     if not logging.getLogger().handlers:  # an embedding process keeps its own logging
         setup_logging(config.server.log_level)
-    report: dict[str, Any] = {}
-    failure: list[BaseException] = []
 
-    async def main(reactor: Any) -> None:
+    async def main(reactor: Any, dbpool: Any) -> dict[str, Any]:
         from aaa.billing_hook import make_billing_loop
-        from radbill.app import make_dbpool
-        from radbill.db.schema import check_current
 
-        dbpool = make_dbpool(config, reactor)
+        loop, coa = make_billing_loop(config, dbpool, reactor, batch=args.batch)
         try:
-            check_current(dbpool.engine)
-            dbpool.start()
-            loop, coa = make_billing_loop(config, dbpool, reactor, batch=args.batch)
-            try:
-                result = await loop.run_once()
-                report.update(result.as_dict())
-            finally:
-                coa.close()
-        except Exception as exc:
-            failure.append(exc)
+            result = await loop.run_once()
+            return result.as_dict()  # type: ignore[no-any-return]
         finally:
-            dbpool.stop()
+            coa.close()
 
-    # A private reactor: `billing run` may be called from a process whose global reactor
-    # is already taken (tests, an embedding application); nothing else shares this one.
-    from twisted.internet.pollreactor import PollReactor
-
-    reactor = PollReactor()
-
-    def start() -> None:
-        d = defer.ensureDeferred(main(reactor))
-        d.addBoth(lambda _: reactor.stop())
-
-    reactor.callWhenRunning(start)
-    reactor.run(installSignalHandlers=False)
-    if failure:
-        raise failure[0]
+    report = run_with_dbpool(config, main)
     emit_object(report, args.out, item="billing_pass")
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
@@ -63,3 +63,52 @@ def stdin_value(value: str, what: str) -> str:
     if not line:
         raise InvalidInput(f"no {what} on standard input")
     return line.rstrip("\r\n")
+
+
+def run_on_private_reactor(main: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+    """Run ``await main(reactor)`` on a reactor of its own and return its result (or raise).
+
+    For commands that must send and receive packets (a billing pass's
+    Disconnect-Requests, a kick). A private PollReactor, because the command may
+    be called from a process whose global reactor is already taken (tests, an
+    embedding application); nothing else shares this one, and it is not
+    installed, so no signal handlers are touched.
+    """
+    from twisted.internet import defer
+    from twisted.internet.pollreactor import PollReactor
+
+    reactor = PollReactor()
+    outcome: list[Any] = []
+
+    def start() -> None:
+        d = defer.ensureDeferred(main(reactor))
+        d.addCallbacks(lambda value: outcome.append((True, value)),
+                       lambda failure: outcome.append((False, failure.value)))
+        d.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(start)
+    reactor.run(installSignalHandlers=False)
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
+def run_with_dbpool(config: Config, main: Callable[[Any, Any], Coroutine[Any, Any, T]]) -> T:
+    """``await main(reactor, dbpool)`` on a private reactor with the server's kind of DB pool.
+
+    The schema is checked first, as `radbill serve` does, and the pool is
+    stopped whatever happens.
+    """
+    from radbill.app import make_dbpool
+
+    async def with_pool(reactor: Any) -> T:
+        dbpool = make_dbpool(config, reactor)
+        try:
+            check_current(dbpool.engine)
+            dbpool.start()
+            return await main(reactor, dbpool)
+        finally:
+            dbpool.stop()
+
+    return run_on_private_reactor(with_pool)

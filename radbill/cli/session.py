@@ -71,6 +71,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_out_argument(show)
     show.set_defaults(func=cmd_show)
 
+    kick = ssub.add_parser(
+        "disconnect", parents=[common_parent()],
+        help="send a Disconnect-Request (RFC 5176) for live sessions to their NAS",
+        description="Disconnect one live session, or every live session of a subscriber. "
+                    "Exit code 3: some NAS did not confirm (timeout or NAK).")
+    target = kick.add_mutually_exclusive_group(required=True)
+    target.add_argument("id", nargs="?", help="the session's id (as listed) or its unique id")
+    target.add_argument("--subscriber", metavar="LOGIN",
+                        help="every live session of this subscriber")
+    add_out_argument(kick)
+    kick.set_defaults(func=cmd_disconnect)
+
 
 def cmd_list(args: argparse.Namespace) -> int:
     since = parse_since(args.since) if args.since else None
@@ -85,3 +97,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     info = run_once(args, thd_show_session, args.id, utcnow())
     emit_object(asdict(info), args.out, "session")
     return 0
+
+
+def cmd_disconnect(args: argparse.Namespace) -> int:
+    from aaa.kick import thd_live_session, thd_live_sessions_of
+    from radbill.cli.kick import disconnect
+
+    if args.subscriber is not None:
+        login = args.subscriber
+        return disconnect(args, lambda s: thd_live_sessions_of(s, login))
+    ident = args.id
+    return disconnect(args, lambda s: [thd_live_session(s, ident)])

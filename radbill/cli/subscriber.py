@@ -88,6 +88,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             ("disable", SubscriberStatus.DISABLED, "refuse logins (account closed)")):
         p = action(name, help_text)
         p.add_argument("login")
+        if status is not SubscriberStatus.ACTIVE:
+            p.add_argument("--no-disconnect", dest="disconnect", action="store_false",
+                           help="leave live sessions up (by default each gets a "
+                                "Disconnect-Request; exit code 3 if a NAS does not confirm)")
         p.set_defaults(func=cmd_status, status=status.value)
 
     rm = action("remove", "remove a subscriber")
@@ -165,7 +169,13 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     info = run(args, manage.thd_set_status, args.login, args.status)
     print(f"subscriber {info.login!r} is now {info.status}")
-    return 0
+    if not getattr(args, "disconnect", False):
+        return 0
+    from aaa.kick import thd_live_sessions_of
+    from radbill.cli.kick import disconnect
+
+    login = info.login
+    return disconnect(args, lambda s: thd_live_sessions_of(s, login), quiet_when_none=True)
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
