@@ -29,6 +29,7 @@ from twisted.internet import defer
 
 from aaa.access import AccessContext
 from aaa.outcome import Decision, Outcome
+from aaa.refreshing import RefreshingCache
 from aaa.vendors import rate_limit_attributes
 from billing.rating import normalize_number
 from billing.reservation import Grant, SessionRequest, thd_reserve
@@ -69,8 +70,11 @@ class BillingAccessHook:
         self.grant = grant
         self.priced_ttl = priced_ttl
         self.clock = clock
-        self._priced: frozenset[int] = frozenset()
-        self._priced_until = float("-inf")
+        # One load at a time, and the expired set keeps answering while it reloads:
+        # a reload per waiting login every priced_ttl stalled the auth port (aaa.refreshing).
+        self._priced: RefreshingCache[None, frozenset[int]] = RefreshingCache(
+            lambda _: self.dbpool.run(thd_priced_plan_ids), clock, priced_ttl, max_entries=1,
+            name="priced plans")
 
     def __call__(self, ctx: AccessContext) -> defer.Deferred[Decision | None]:
         # A plan without prices needs no reservation: skip the transaction (the hot
@@ -78,15 +82,7 @@ class BillingAccessHook:
         # cached for priced_ttl seconds; calls always go to the database (voice rates).
         if ctx.subscriber.plan is None or self.priced_ttl <= 0 or called_number(ctx):
             return self._reserve(ctx)
-        if self.clock() < self._priced_until:
-            return self._reserve_if_priced(self._priced, ctx)
-        d = self.dbpool.run(thd_priced_plan_ids)
-
-        def loaded(priced: frozenset[int]) -> frozenset[int]:
-            self._priced, self._priced_until = priced, self.clock() + self.priced_ttl
-            return priced
-
-        return d.addCallback(loaded).addCallback(self._reserve_if_priced, ctx)
+        return self._priced.get(None).addCallback(self._reserve_if_priced, ctx)
 
     def _reserve_if_priced(self, priced: frozenset[int],
                            ctx: AccessContext) -> defer.Deferred[Decision | None]:

@@ -15,6 +15,7 @@ Deferred instead of going through inlineCallbacks.
 
 from __future__ import annotations
 
+import random
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -124,12 +125,15 @@ class CredentialStore:
     def _loaded(self, result: SubscriberAuth | None, login: str, started: float,
                 waiters: list[defer.Deferred[SubscriberAuth | None]]) -> None:
         if self._loading.get(login) is waiters:
+            # Kept only when nobody invalidated the login meanwhile: the load may have
+            # read the row before the change the invalidation was about.
             del self._loading[login]
-        if self.ttl > 0:
             self._cache.pop(login, None)
             if len(self._cache) >= self.max_entries:
                 self._cache.popitem(last=False)
-            self._cache[login] = (started + self.ttl, result)
+            # Up to a fifth shorter at random: subscribers loaded together (a first pass,
+            # a flush) then expire spread out instead of all reloading in the same second.
+            self._cache[login] = (started + self.ttl * (1.0 - 0.2 * random.random()), result)
         for waiting in waiters:
             waiting.callback(result)
 

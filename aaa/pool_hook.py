@@ -19,7 +19,6 @@ on a database fault, not answered at all, so the NAS retries).
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from typing import Any
 
 from twisted.internet import defer
@@ -28,6 +27,7 @@ from twisted.internet.interfaces import IReactorTime
 from aaa.access import AccessContext
 from aaa.authenticate import raw
 from aaa.outcome import Decision, Outcome
+from aaa.refreshing import RefreshingCache
 from pools import metrics
 from pools.errors import PoolExhausted
 from pools.lease import AccessAllocation, Grant, PoolRoute, thd_allocate_for_access, thd_plan_routes
@@ -57,32 +57,28 @@ class PoolHook:
         self.offer_lease_seconds = offer_lease_seconds
         self.routes_ttl = routes_ttl
         self.max_entries = max_entries
-        self._routes: OrderedDict[tuple[int, int], tuple[float, tuple[PoolRoute, ...]]] = \
-            OrderedDict()
+        # One load per (plan, NAS) at a time, the expired routes answering while it runs:
+        # a query per waiting login at each expiry stalled the auth port (aaa.refreshing).
+        self._routes: RefreshingCache[tuple[int, int], tuple[PoolRoute, ...]] = \
+            RefreshingCache(lambda key: self.dbpool.run(thd_plan_routes, *key), self.clock.seconds,
+                            routes_ttl, max_entries=max_entries, name="plan pool routes")
 
     def invalidate(self) -> None:
-        self._routes.clear()
+        self._routes.invalidate()
 
-    @defer.inlineCallbacks
-    def routes(self, plan_id: int, nas_id: int):
-        now = self.clock.seconds()
-        hit = self._routes.get((plan_id, nas_id))
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        found = yield self.dbpool.run(thd_plan_routes, plan_id, nas_id)
-        if self.routes_ttl > 0:
-            self._routes.pop((plan_id, nas_id), None)
-            if len(self._routes) >= self.max_entries:
-                self._routes.popitem(last=False)
-            self._routes[(plan_id, nas_id)] = (now + self.routes_ttl, found)
-        return found
+    def routes(self, plan_id: int, nas_id: int) -> defer.Deferred[tuple[PoolRoute, ...]]:
+        return self._routes.get((plan_id, nas_id))
 
-    @defer.inlineCallbacks
-    def __call__(self, ctx: AccessContext):
+    def __call__(self, ctx: AccessContext) -> defer.Deferred[Decision | None]:
+        # Plain callbacks, no generator, up to the allocation: most plans have no pools,
+        # and this runs on every Access-Accept.
         plan = ctx.subscriber.plan
         if plan is None:
-            return None
-        routes = yield self.routes(plan.id, ctx.client.id)
+            return defer.succeed(None)
+        return self.routes(plan.id, ctx.client.id).addCallback(self._offer, ctx)
+
+    def _offer(self, routes: tuple[PoolRoute, ...],
+               ctx: AccessContext) -> Decision | defer.Deferred[Decision | None] | None:
         if not routes:
             return None
         present = {name for name, _ in ctx.reply}
@@ -96,6 +92,10 @@ class PoolHook:
         request = AccessAllocation(routes=routes, login=ctx.user_name, nas_id=ctx.client.id,
                                    device=device, skip_kinds=frozenset(skip),
                                    offer_seconds=self.offer_lease_seconds)
+        return self._allocate(ctx, request)
+
+    @defer.inlineCallbacks
+    def _allocate(self, ctx: AccessContext, request: AccessAllocation):
         try:
             grants = yield self.dbpool.run(thd_allocate_for_access, request)
         except PoolExhausted as exc:
