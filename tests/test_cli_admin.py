@@ -203,6 +203,19 @@ def test_plan_add_show_list(cli: Cli) -> None:
     assert len(parse_xml(ok(cli("plan", "list", "--out", "xml"))).findall("plan")) == 2
 
 
+def test_plan_show_lists_its_pools_in_order(cli: Cli) -> None:
+    """plan show names the pools a plan draws from, in the order they are tried."""
+    ok(cli("pool", "add", "v4b", "--kind", "ipv4", "--range", "10.9.1.0/30"))
+    ok(cli("pool", "add", "v4a", "--kind", "ipv4", "--range", "10.9.0.0/30"))
+    ok(cli("plan", "add", "gold", "--pool", "v4b", "--pool", "v4a"))
+    assert json.loads(ok(cli("plan", "show", "gold", "--out", "json")))["pools"] == [
+        "v4b", "v4a"]
+    root = parse_xml(ok(cli("plan", "show", "gold", "--out", "xml")))
+    assert [i.text for i in root.iterfind("pools/item")] == ["v4b", "v4a"]
+    ok(cli("plan", "set", "gold", "--pool", ""))
+    assert json.loads(ok(cli("plan", "show", "gold", "--out", "json")))["pools"] == []
+
+
 def test_plan_set_changes_and_clears(cli: Cli) -> None:
     """plan set changes the given fields, 'none' clears one, the rest stay."""
     ok(cli("plan", "add", "gold", "--rate-limit", "10M/10M", "--session-timeout", "3600",

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from aaa import manage
-from pools.manage import thd_replace_plan_pools
+from pools.manage import thd_plan_pools, thd_replace_plan_pools
 from radbill.cli.context import run_once as run
 from radbill.cli.output import add_out_argument, emit_list, emit_object
 from radbill.cli.pool import add_pool_argument
@@ -124,9 +124,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def thd_show_plan(session: Session, name: str) -> dict[str, Any]:
+    """The plan's service side and the pools it draws from, in the order they are tried."""
+    shown = manage.thd_get_plan(session, name).as_dict()
+    shown["pools"] = [link.pool for link in thd_plan_pools(session, name)]
+    return shown
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    info = run(args, manage.thd_get_plan, args.name)
-    emit_object(info.as_dict(), args.out, item="plan")
+    emit_object(run(args, thd_show_plan, args.name), args.out, item="plan")
     return 0
 
 
