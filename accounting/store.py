@@ -30,9 +30,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, Table, Update, case, func, select, update
-from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from accounting import rawsql
 from accounting import records as R
 from accounting.models import AcctCall, AcctSession
 from accounting.records import AcctRecord, AcctStatus, ClosedBy
@@ -334,6 +335,8 @@ def _lock_rows(session: Session, table: Table, uids: Iterable[str]) -> dict[str,
     wanted = list(set(uids))
     if not wanted:
         return {}
+    if session.get_bind().dialect.name == "mysql":
+        return rawsql.lock_rows(session, table, wanted)
     result = session.execute(lock_statement(table, wanted))
     return {m["unique_id"]: dict(m) for m in result.mappings()}
 
@@ -350,30 +353,28 @@ NEVER_UPDATED = frozenset({"unique_id", "created_at"})
 
 def _upsert(session: Session, table: Table, rows: list[dict[str, Any]],
             columns: Sequence[str], update: Iterable[str], monotonic: Sequence[str]) -> None:
-    """One multi-row INSERT ... ON DUPLICATE KEY UPDATE (ON CONFLICT on SQLite)."""
+    """One multi-row INSERT ... ON DUPLICATE KEY UPDATE (ON CONFLICT on SQLite).
+
+    MariaDB's is written out by accounting.rawsql (same SQL, without SQLAlchemy's and
+    PyMySQL's per-value work, which was most of the DB thread's CPU)."""
     if not rows:
+        return
+    mariadb = session.get_bind().dialect.name == "mysql"
+    if mariadb:
+        how = {c: "greatest" if c in monotonic else "new" for c in update
+               if c not in NEVER_UPDATED}
+        rawsql.upsert(session, table, rows, columns, how, STRING_WIDTHS)
         return
     clean = [{c: clip(row[c], STRING_WIDTHS[c]) if c in STRING_WIDTHS else row[c]
               for c in columns} for row in rows]
     stmt: Any
-    greatest: Any
-    mariadb = session.get_bind().dialect.name == "mysql"
-    if mariadb:
-        stmt = mysql.insert(table)
-        incoming = stmt.inserted
-        greatest = func.greatest
-    else:
-        stmt = sqlite.insert(table)
-        incoming = stmt.excluded
-        greatest = func.max
-    set_ = {c: (greatest(table.c[c], incoming[c]) if c in monotonic else incoming[c])
+    stmt = sqlite.insert(table)
+    incoming = stmt.excluded
+    set_ = {c: (func.max(table.c[c], incoming[c]) if c in monotonic else incoming[c])
             for c in update if c not in NEVER_UPDATED}
     if not set_:
         return
-    if mariadb:
-        stmt = stmt.on_duplicate_key_update(set_)
-    else:
-        stmt = stmt.on_conflict_do_update(index_elements=["unique_id"], set_=set_)
+    stmt = stmt.on_conflict_do_update(index_elements=["unique_id"], set_=set_)
     session.execute(stmt, clean)
 
 

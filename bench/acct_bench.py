@@ -8,12 +8,14 @@ database: a session whose Stop was answered must be stored closed with the
 Stop's exact counters; any other answered request's counters must be there.
 
     .venv/bin/python bench/acct_bench.py [--sessions 2000] [--interims 8]
-        [--targets radbill-sqlite,radbill-mariadb,freeradius-mariadb] [--repeat 3]
+        [--targets minimal,radbill-sqlite,radbill-mariadb,freeradius-mariadb] [--repeat 3]
         [--mysql mysql+pymysql://root@127.0.0.1:3306] [--out bench/results/acct.json]
 
 FreeRADIUS needs the Debian packages freeradius and freeradius-mysql; it is
 skipped (and said so) when they are missing. Both servers write to the same
 MariaDB server, each in its own database (radbill_bench, radius_bench).
+``minimal`` (bench/acct/minimal.py) decodes, checks and answers with pyrad and
+stores nothing: the most this runtime can do per request, with no "stored" check.
 """
 
 from __future__ import annotations
@@ -129,6 +131,19 @@ def stored_radbill(db_url: str, prefix: str) -> dict[str, tuple[int, int, int, b
                          .where(AcctSession.session_id.startswith(prefix + "-"))).all()
     engine.dispose()
     return {sid: (t, i, o, closed == "stop") for sid, t, i, o, closed in rows}
+
+
+def start_minimal(tmp: Path) -> tuple[Any, int]:
+    """bench/acct/minimal.py: decode, check, answer, store nothing (the runtime's ceiling)."""
+    log = (tmp / "minimal.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "bench.acct.minimal", "--secret", SECRET],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("READY"):
+        proc.kill()
+        raise RuntimeError(f"minimal did not start: {(tmp / 'minimal.log').read_text()}")
+    return proc, int(line.split()[1])
 
 
 # -- FreeRADIUS ---------------------------------------------------------------------------
@@ -248,6 +263,17 @@ def run_target(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
     prefix = f"{name.split('-')[0][:2]}{time.time_ns() % 10**9}"
     work = tmp / name
     work.mkdir()
+    if name == "minimal":
+        proc, port = start_minimal(work)
+        try:
+            cpu_before = cpu_seconds(proc.pid)
+            result = load(port, prefix, args)
+            server_cpu = cpu_seconds(proc.pid) - cpu_before
+        finally:
+            stop(proc)
+        result.pop("last_acked")
+        return {"target": name, **result, "server_cpu_seconds": round(server_cpu, 2),
+                **_per_request(server_cpu, result), "all_acknowledged_stored": None}
     if name == "freeradius-mariadb":
         why = freeradius.missing()
         if why:
@@ -271,7 +297,14 @@ def run_target(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
     stored = stored_freeradius(args.mysql, prefix) if db is None else stored_radbill(db, prefix)
     check = verify(result, stored, prefix, args.interims)
     result.pop("last_acked")
-    return {"target": name, **result, "server_cpu_seconds": round(server_cpu, 2), **check}
+    return {"target": name, **result, "server_cpu_seconds": round(server_cpu, 2),
+            **_per_request(server_cpu, result), **check}
+
+
+def _per_request(server_cpu: float, result: dict[str, Any]) -> dict[str, Any]:
+    """Server CPU per acknowledged request: what load on a shared machine hardly changes."""
+    acked = result.get("acked") or 0
+    return {"server_cpu_us_per_request": round(server_cpu / acked * 1e6, 1) if acked else None}
 
 
 def main() -> int:
@@ -284,7 +317,9 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=1, help="rounds over all targets")
     p.add_argument("--pool-size", type=int, default=4, help="radbill DB connections (MariaDB)")
     p.add_argument("--group-commit-ms", type=float, default=5.0)
-    p.add_argument("--targets", default="radbill-sqlite,radbill-mariadb,freeradius-mariadb")
+    p.add_argument("--targets", default="minimal,radbill-sqlite,radbill-mariadb,freeradius-mariadb",
+                   help="minimal is bench/acct/minimal.py: pyrad decode + check + reply, "
+                        "storing nothing (the ceiling of this runtime)")
     p.add_argument("--mysql", default="mysql+pymysql://root@127.0.0.1:3306",
                    help="MariaDB server (no database part) for both servers")
     p.add_argument("--out", default=str(ROOT / "bench/results/acct.json"))
@@ -308,14 +343,15 @@ def main() -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"{'target':22} {'round':>5} {'req/s':>9} {'acked':>7} {'retx':>6} {'stored ok':>9} "
-          f"{'srv cpu s':>9} {'load':>5}")
+          f"{'srv cpu s':>9} {'us/req':>7} {'load':>5}")
     for r in results:
         if "skipped" in r:
             print(f"{r['target']:22} skipped: {r['skipped']}")
             continue
         print(f"{r['target']:22} {r['round']:>5} {r['acked_per_second']:>9} {r['acked']:>7} "
               f"{r['retransmits']:>6} {r['all_acknowledged_stored']!s:>9} "
-              f"{r['server_cpu_seconds']:>9} {r['load_average']:>5.1f}")
+              f"{r['server_cpu_seconds']:>9} {r['server_cpu_us_per_request']!s:>7} "
+              f"{r['load_average']:>5.1f}")
     best: dict[str, float] = {}
     for r in results:
         if "skipped" not in r:
