@@ -481,12 +481,13 @@ def thd_get_nas(session: Session, name: str) -> NasInfo:
     return _nas_info(_nas_row(session, name))
 
 
-def _delete(session: Session, row: Any, what: str) -> None:
+def _delete(session: Session, row: Any, what: str, instead: str = "") -> None:
     session.delete(row)
     try:
         session.flush()
     except IntegrityError:
-        raise InvalidInput(f"cannot remove {what}: other records still refer to it") from None
+        raise InvalidInput(f"cannot remove {what}: other records still refer to it"
+                           f"{instead}") from None
 
 
 def thd_remove_nas(session: Session, name: str) -> NasInfo:
@@ -756,7 +757,11 @@ def thd_update_subscriber(session: Session, login: str,
 def thd_remove_subscriber(session: Session, login: str) -> SubscriberInfo:
     row = _subscriber_row(session, login)
     info = _subscriber_info(row, _plan_name(session, row.plan_id))
-    _delete(session, row, f"subscriber {login!r}")
+    # A billing account, its ledger and its sessions are history that must outlive the
+    # login (audit, disputes, tax), so the foreign keys refuse; say what to do instead.
+    _delete(session, row, f"subscriber {login!r}",
+            f" (ledger, sessions or leases); 'radbill subscriber disable {login}' closes the "
+            "account and keeps its history")
     return info
 
 

@@ -271,6 +271,17 @@ def test_plan_remove_refused_while_in_use(cli: Cli, engine: Engine) -> None:
 # --------------------------------------------------------------------------- subscribers
 
 
+def test_subscriber_with_ledger_history_is_kept(cli: Cli, engine: Engine) -> None:
+    """A subscriber with a ledger cannot be removed; the error says to disable instead."""
+    ok(cli("subscriber", "add", "carol", "--password", "pw"))
+    ok(cli("payment", "add", "carol", "5.00", "--ref", "bank-1"))
+    line = one_line_error(cli("subscriber", "remove", "carol"))
+    assert "radbill subscriber disable carol" in line
+    assert count(engine, Subscriber) == 1
+    ok(cli("subscriber", "disable", "carol"))
+    assert "disabled" in ok(cli("subscriber", "show", "carol"))
+
+
 def test_subscriber_passwords_are_argon2_and_nt_hash(cli: Cli, engine: Engine) -> None:
     """A password is stored as argon2 (verifies) plus its NT hash, and no cleartext."""
     ok(cli("subscriber", "add", "bob", "--password", "pässword"))
