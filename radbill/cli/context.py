@@ -91,7 +91,7 @@ def run_on_private_reactor(main: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
     ok, value = outcome[0]
     if not ok:
         raise value
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def run_with_dbpool(config: Config, main: Callable[[Any, Any], Coroutine[Any, Any, T]]) -> T:
