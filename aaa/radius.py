@@ -27,6 +27,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.python.failure import Failure
 
 from aaa import metrics
+from aaa.acct_decode import AcctRequestPacket
 from aaa.clients import ClientTable, NasClient
 from aaa.dedupe import DuplicateCache
 from aaa.outcome import Decision, Outcome, rule_for
@@ -254,7 +255,8 @@ class RadiusServerProtocol(DatagramProtocol):
         self._dispatch(code, pkt, client, key, addr)
 
     def _decode(self, code: int, data: bytes, client: NasClient) -> P.Packet:
-        cls = P.AcctPacket if self.kind == "acct" else P.AuthPacket
+        # AcctRequestPacket: pyrad's AcctPacket with a faster, result-identical DecodePacket.
+        cls = AcctRequestPacket if self.kind == "acct" else P.AuthPacket
         return cls(packet=data, dict=self.dictionary, secret=client.secret)
 
     def _check_message_authenticator(self, code: int, pkt: P.Packet,

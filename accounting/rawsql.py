@@ -127,3 +127,16 @@ def lock_rows(session: Session, table: Table, uids: Iterable[str]) -> dict[str, 
         mapped = dict(zip(names, row, strict=True))
         out[mapped["unique_id"]] = mapped
     return out
+
+
+def subscribers_by_login(session: Session, logins: Sequence[str]
+                         ) -> list[tuple[int, str, int | None]]:
+    """(subscriber id, login, its plan's interim interval) of the logins that exist."""
+    if not logins:
+        return []
+    connection, escape = _escaper(session)
+    sql = ("SELECT subscriber.id, subscriber.login, plan.interim_interval FROM subscriber "
+           "LEFT OUTER JOIN plan ON subscriber.plan_id = plan.id "
+           f"WHERE subscriber.login IN ({', '.join(escape(x) for x in logins)})")
+    rows = connection.exec_driver_sql(sql, execution_options=_NO_PARAMETERS).fetchall()
+    return [(row[0], row[1], row[2]) for row in rows]

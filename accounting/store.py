@@ -319,6 +319,9 @@ def _lookup_subscribers(session: Session, logins: Iterable[str]) -> dict[str, Su
     wanted = sorted({clip(x, R.LEN_LOGIN) for x in logins if x})
     if not wanted:
         return {}
+    if session.get_bind().dialect.name == "mysql":
+        return {login: SubscriberRef(sid, interval)
+                for sid, login, interval in rawsql.subscribers_by_login(session, wanted)}
     rows = session.execute(
         select(Subscriber.id, Subscriber.login, Plan.interim_interval)
         .outerjoin(Plan, Subscriber.plan_id == Plan.id)

@@ -205,3 +205,18 @@ def test_profile_mapping_is_data() -> None:
                                                          vsa(CISCO, 1, b"x-dest=999")]))
     r = parser.parse(client(Vendor.JUNIPER), pkt, NOW)
     assert r.call is not None and (r.call.call_id, r.call.callee) == ("77", "999")
+
+
+def test_ipv4_text_is_what_ipaddress_gives() -> None:
+    """The C dotted quad (inet_ntoa) equals str(IPv4Address) for any 4 octets, else None."""
+    import ipaddress
+    import random
+
+    from aaa.acct import _ipv4
+
+    rng = random.Random(7)
+    samples = [bytes(4), b"\xff" * 4, b"\x0a\x00\x00\x01"] + [
+        rng.randbytes(4) for _ in range(20_000)]
+    for raw in samples:
+        assert _ipv4(raw) == str(ipaddress.IPv4Address(raw))
+    assert _ipv4(b"\x01\x02\x03") is None and _ipv4(None) is None

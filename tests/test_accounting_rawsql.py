@@ -157,3 +157,27 @@ def test_naive_timestamp_is_refused(engine: Engine) -> None:
     columns = [c for c in row if c != "id"]
     with pytest.raises(ValueError), Session(engine) as s, s.begin():
         rawsql.upsert(s, SESSION_TABLE, [naive], columns, {"updated_at": "new"}, STRING_WIDTHS)
+
+
+def test_subscriber_lookup_matches_sqlalchemy(engine: Engine) -> None:
+    """The raw login lookup finds the same subscribers, hostile logins included, as the ORM."""
+    _mariadb(engine)
+    from sqlalchemy import select
+
+    from radbill.db.models import Plan, Subscriber
+
+    with Session(engine) as s, s.begin():
+        seed(s)
+        plan = s.execute(select(Plan)).scalars().first()
+        assert plan is not None
+        s.add_all(Subscriber(login=login, plan_id=plan.id) for login in HOSTILE[:8])
+        s.add(Subscriber(login="noplan"))
+    logins = sorted({*HOSTILE, "alice", "noplan", "nobody"})
+    with Session(engine) as s, s.begin():
+        raw = sorted(rawsql.subscribers_by_login(s, logins))
+        orm = sorted(tuple(r) for r in s.execute(
+            select(Subscriber.id, Subscriber.login, Plan.interim_interval)
+            .outerjoin(Plan, Subscriber.plan_id == Plan.id)
+            .where(Subscriber.login.in_(logins))).all())
+    assert raw == orm
+    assert {login for _, login, _ in raw} == {*HOSTILE[:8], "alice", "noplan"}
