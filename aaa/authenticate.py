@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pyrad.packet import Packet
-from twisted.internet import defer
 
 from aaa import chap, mschap
 from aaa.credentials import SubscriberAuth
 from aaa.errors import CryptoInputError
+from aaa.maybe import Maybe, then
 from aaa.outcome import Outcome
 from aaa.pap import decrypt_user_password
 from aaa.verifier import PasswordVerifier
@@ -72,6 +72,10 @@ def eap_method_name(pkt: Packet) -> str:
     return "EAP"
 
 
+def _pap_result(ok: bool) -> AuthResult:
+    return AuthResult(Outcome.ACCEPT if ok else Outcome.WRONG_PASSWORD, "pap")
+
+
 class PasswordUpgrade(Protocol):
     """Stores an argon2 hash for a subscriber verified by NT hash (see _pap)."""
 
@@ -85,32 +89,30 @@ class Authenticator:
         self.upgrade = upgrade
 
     def authenticate(self, pkt: Packet, user_name: bytes,
-                     sub: SubscriberAuth) -> defer.Deferred[AuthResult]:
+                     sub: SubscriberAuth) -> Maybe[AuthResult]:
+        """The result at once, or a Deferred when argon2 has to run (aaa.maybe)."""
         method = detect_method(pkt)
         try:
             if method == "pap":
                 return self._pap(pkt, sub)
             if method == "chap":
-                return defer.succeed(self._chap(pkt, sub))
+                return self._chap(pkt, sub)
             if method == "mschapv2":
-                return defer.succeed(self._mschapv2(pkt, user_name, sub))
+                return self._mschapv2(pkt, user_name, sub)
         except CryptoInputError as exc:
-            return defer.succeed(AuthResult(Outcome.MALFORMED_CREDENTIALS, method, detail=str(exc)))
+            return AuthResult(Outcome.MALFORMED_CREDENTIALS, method, detail=str(exc))
         if method == "none":
-            return defer.succeed(AuthResult(Outcome.NO_CREDENTIALS, method))
+            return AuthResult(Outcome.NO_CREDENTIALS, method)
         name = eap_method_name(pkt) if method == "eap" else "MS-CHAPv1"
         log.info("rejecting %s: %s is not supported", sub.login, name)
-        return defer.succeed(AuthResult(Outcome.UNSUPPORTED_METHOD, method,
-                                        detail=f"{name} is not supported"))
+        return AuthResult(Outcome.UNSUPPORTED_METHOD, method, detail=f"{name} is not supported")
 
-    def _pap(self, pkt: Packet, sub: SubscriberAuth) -> defer.Deferred[AuthResult]:
+    def _pap(self, pkt: Packet, sub: SubscriberAuth) -> Maybe[AuthResult]:
         password = decrypt_user_password(raw(pkt, USER_PASSWORD) or b"", pkt.secret,
                                          pkt.authenticator)
         if sub.password_hash is None:
-            return defer.succeed(self._pap_by_nt_hash(password, sub))
-        d = self.verifier.verify(sub.login, sub.password_hash, password)
-        return d.addCallback(lambda ok: AuthResult(
-            Outcome.ACCEPT if ok else Outcome.WRONG_PASSWORD, "pap"))
+            return self._pap_by_nt_hash(password, sub)
+        return then(self.verifier.verify(sub.login, sub.password_hash, password), _pap_result)
 
     def _pap_by_nt_hash(self, password: bytes, sub: SubscriberAuth) -> AuthResult:
         """PAP for a subscriber whose argon2 hash is still pending (a bulk import).

@@ -28,6 +28,7 @@ from typing import Any
 from twisted.internet import defer
 
 from aaa.access import AccessContext
+from aaa.maybe import Maybe, then
 from aaa.outcome import Decision, Outcome
 from aaa.refreshing import RefreshingCache
 from aaa.vendors import rate_limit_attributes
@@ -76,19 +77,19 @@ class BillingAccessHook:
             lambda _: self.dbpool.run(thd_priced_plan_ids), clock, priced_ttl, max_entries=1,
             name="priced plans")
 
-    def __call__(self, ctx: AccessContext) -> defer.Deferred[Decision | None]:
+    def __call__(self, ctx: AccessContext) -> Maybe[Decision | None]:
         # A plan without prices needs no reservation: skip the transaction (the hot
         # path of an operator who bills elsewhere). Which plans have prices is
         # cached for priced_ttl seconds; calls always go to the database (voice rates).
         if ctx.subscriber.plan is None or self.priced_ttl <= 0 or called_number(ctx):
             return self._reserve(ctx)
-        return self._priced.get(None).addCallback(self._reserve_if_priced, ctx)
+        return then(self._priced.get(None), self._reserve_if_priced, ctx)
 
     def _reserve_if_priced(self, priced: frozenset[int],
-                           ctx: AccessContext) -> defer.Deferred[Decision | None]:
+                           ctx: AccessContext) -> Maybe[Decision | None]:
         plan = ctx.subscriber.plan
         if plan is not None and plan.id not in priced:
-            return defer.succeed(None)
+            return None
         return self._reserve(ctx)
 
     def _reserve(self, ctx: AccessContext) -> defer.Deferred[Decision | None]:

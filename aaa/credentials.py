@@ -3,14 +3,14 @@
 Every Access-Request needs the subscriber's credentials, status and plan. The
 lookup runs in the DB thread pool; results (including "no such login") are
 kept for ``ttl`` seconds so a burst of logins costs one query per subscriber.
+A cache hit is answered as a plain value, a miss with a Deferred (aaa.maybe).
 A change made by the CLI or another node is seen within ``ttl``; balances and
 leases are never cached here.
 
 This is the hottest database read radbill has (bench/auth_bench.py: with the
 default ttl, 10,000 subscribers cycling reload about 1,000 rows a second), so
 it is one Core SELECT rather than an ORM query with joinedload, which cost
-about twice as much CPU per row; and a cache hit answers with an already-fired
-Deferred instead of going through inlineCallbacks.
+about twice as much CPU per row; and a cache hit costs no Deferred at all.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
+from aaa.maybe import Maybe
 from radbill.db.models import Plan, Subscriber, SubscriberStatus
 from radbill.db.pool import DBPool
 
@@ -104,11 +105,11 @@ class CredentialStore:
         # so a burst of requests for one subscriber costs one query (only when caching).
         self._loading: dict[str, list[defer.Deferred[SubscriberAuth | None]]] = {}
 
-    def get(self, login: str) -> defer.Deferred[SubscriberAuth | None]:
+    def get(self, login: str) -> Maybe[SubscriberAuth | None]:
         now = self.clock.seconds()
         hit = self._cache.get(login)
         if hit is not None and hit[0] > now:
-            return defer.succeed(hit[1])
+            return hit[1]
         waiting: defer.Deferred[SubscriberAuth | None] = defer.Deferred()
         waiters = self._loading.get(login)
         if waiters is not None:

@@ -26,6 +26,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from aaa.access import AccessContext
 from aaa.authenticate import raw
+from aaa.maybe import Maybe, then
 from aaa.outcome import Decision, Outcome
 from aaa.refreshing import RefreshingCache
 from pools import metrics
@@ -66,19 +67,18 @@ class PoolHook:
     def invalidate(self) -> None:
         self._routes.invalidate()
 
-    def routes(self, plan_id: int, nas_id: int) -> defer.Deferred[tuple[PoolRoute, ...]]:
+    def routes(self, plan_id: int, nas_id: int) -> Maybe[tuple[PoolRoute, ...]]:
         return self._routes.get((plan_id, nas_id))
 
-    def __call__(self, ctx: AccessContext) -> defer.Deferred[Decision | None]:
-        # Plain callbacks, no generator, up to the allocation: most plans have no pools,
-        # and this runs on every Access-Accept.
+    def __call__(self, ctx: AccessContext) -> Maybe[Decision | None]:
+        # No Deferred and no generator up to the allocation (aaa.maybe): most plans have
+        # no pools, and this runs on every Access-Accept.
         plan = ctx.subscriber.plan
         if plan is None:
-            return defer.succeed(None)
-        return self.routes(plan.id, ctx.client.id).addCallback(self._offer, ctx)
+            return None
+        return then(self.routes(plan.id, ctx.client.id), self._offer, ctx)
 
-    def _offer(self, routes: tuple[PoolRoute, ...],
-               ctx: AccessContext) -> Decision | defer.Deferred[Decision | None] | None:
+    def _offer(self, routes: tuple[PoolRoute, ...], ctx: AccessContext) -> Maybe[Decision | None]:
         if not routes:
             return None
         present = {name for name, _ in ctx.reply}

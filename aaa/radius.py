@@ -17,7 +17,7 @@ import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pyrad import packet as P
 from pyrad.dictionary import Dictionary
@@ -30,6 +30,7 @@ from aaa import metrics
 from aaa.acct_decode import AcctRequestPacket
 from aaa.clients import ClientTable, NasClient
 from aaa.dedupe import DuplicateCache
+from aaa.maybe import Maybe
 from aaa.outcome import Decision, Outcome, rule_for
 from aaa.wire import MESSAGE_AUTHENTICATOR, PROXY_STATE, Malformed, check_packet
 
@@ -45,7 +46,9 @@ CODE_NAMES = {P.AccessRequest: "Access-Request", P.AccountingRequest: "Accountin
 
 
 class RequestHandler(Protocol):
-    def handle(self, client: NasClient, pkt: P.Packet) -> defer.Deferred[Decision]: ...
+    """Decides a request: at once when it can, else through a Deferred (aaa.maybe)."""
+
+    def handle(self, client: NasClient, pkt: P.Packet) -> Maybe[Decision]: ...
 
 
 class UnknownClientLog:
@@ -187,8 +190,11 @@ class RadiusServerProtocol(DatagramProtocol):
             "bad-message-authenticator", "missing-message-authenticator",
             "proxy-state-without-message-authenticator", "undecodable", "overload", "no-reply")}
         self._duplicates = metrics.DUPLICATES.labels(kind)
-        self._in_flight_gauge = metrics.IN_FLIGHT.labels(kind)
+        self._in_flight_count = metrics.IN_FLIGHT_COUNTS[kind]
         self._latency = metrics.LATENCY.labels(kind)
+        # Counter children bound once each: labels() per request was a lock and a lookup.
+        self._requests: dict[int, Any] = {}
+        self._outcomes: dict[Outcome, Any] = {}
         self.replies = ReplyTemplates()
 
     # -- receive -------------------------------------------------------------------
@@ -251,7 +257,10 @@ class RadiusServerProtocol(DatagramProtocol):
             self.dedupe.done(key, None)
             self._drop("overload", addr, f"{client.name}: {self.in_flight} requests in flight")
             return
-        metrics.REQUESTS.labels(self.kind, CODE_NAMES[code]).inc()
+        requests = self._requests.get(code)
+        if requests is None:
+            requests = self._requests[code] = metrics.REQUESTS.labels(self.kind, CODE_NAMES[code])
+        requests.inc()
         self._dispatch(code, pkt, client, key, addr)
 
     def _decode(self, code: int, data: bytes, client: NasClient) -> P.Packet:
@@ -286,40 +295,59 @@ class RadiusServerProtocol(DatagramProtocol):
                   key: tuple[str, int, int, bytes], addr: tuple[str, int]) -> None:
         started = time.perf_counter()
         self.in_flight += 1
-        self._in_flight_gauge.inc()
+        self._in_flight_count.value += 1
+        decision: Maybe[Decision]
         if code == P.StatusServer:
-            d: defer.Deferred[Decision] = defer.succeed(Decision(Outcome.STATUS_OK))
+            decision = Decision(Outcome.STATUS_OK)
         else:
-            d = defer.maybeDeferred(self.handler.handle, client, pkt)
-
-        def failed(failure: Failure) -> Decision:
-            log.error("%s port: request from %s failed: %s", self.kind, client.name,
-                      failure.getErrorMessage(), exc_info=failure.value)
-            return Decision(Outcome.FAILED, detail=failure.getErrorMessage())
-
-        def reply(decision: Decision) -> None:
-            self.in_flight -= 1
-            self._in_flight_gauge.dec()
-            raw = None
             try:
-                raw = self._encode(pkt, decision, client)
-            finally:
-                # Even when encoding blows up, forget the request so a resend gets a fresh
-                # try instead of being ignored as "in flight" until max_processing runs out.
-                self.dedupe.done(key, raw)
-            metrics.OUTCOMES.labels(self.kind, decision.outcome.value).inc()
-            if raw is None:
-                self._dropped["no-reply"].inc()
-                return
-            if decision.outcome not in (Outcome.ACCEPT, Outcome.ACCOUNTING_STORED,
-                                        Outcome.STATUS_OK):
-                log.info("%s: %s from %s (%s)", self.kind, decision.outcome.value, client.name,
-                         decision.detail)
-            self.transport.write(raw, addr)
-            self._latency.observe(time.perf_counter() - started)
+                decision = self.handler.handle(client, pkt)
+            except Exception:
+                decision = self._failed(Failure(), client)
+        if isinstance(decision, defer.Deferred):
+            decision.addErrback(self._failed, client).addCallback(
+                self._reply, pkt, client, key, addr, started).addErrback(self._reply_failed)
+            return
+        # Decided at once (a warm cache): no Deferred at all on this path.
+        try:
+            self._reply(decision, pkt, client, key, addr, started)
+        except Exception:
+            self._reply_failed(Failure())
 
-        d.addErrback(failed).addCallback(reply).addErrback(
-            lambda f: log.error("reply failed: %s", f.getErrorMessage(), exc_info=f.value))
+    def _failed(self, failure: Failure, client: NasClient) -> Decision:
+        log.error("%s port: request from %s failed: %s", self.kind, client.name,
+                  failure.getErrorMessage(), exc_info=failure.value)
+        return Decision(Outcome.FAILED, detail=failure.getErrorMessage())
+
+    @staticmethod
+    def _reply_failed(failure: Failure) -> None:
+        log.error("reply failed: %s", failure.getErrorMessage(), exc_info=failure.value)
+
+    def _reply(self, decision: Decision, pkt: P.Packet, client: NasClient,
+               key: tuple[str, int, int, bytes], addr: tuple[str, int], started: float) -> None:
+        self.in_flight -= 1
+        self._in_flight_count.value -= 1
+        raw = None
+        try:
+            raw = self._encode(pkt, decision, client)
+        finally:
+            # Even when encoding blows up, forget the request so a resend gets a fresh
+            # try instead of being ignored as "in flight" until max_processing runs out.
+            self.dedupe.done(key, raw)
+        outcome = decision.outcome
+        outcomes = self._outcomes.get(outcome)
+        if outcomes is None:
+            outcomes = self._outcomes[outcome] = metrics.OUTCOMES.labels(self.kind,
+                                                                         outcome.value)
+        outcomes.inc()
+        if raw is None:
+            self._dropped["no-reply"].inc()
+            return
+        if outcome not in (Outcome.ACCEPT, Outcome.ACCOUNTING_STORED, Outcome.STATUS_OK):
+            log.info("%s: %s from %s (%s)", self.kind, outcome.value, client.name,
+                     decision.detail)
+        self.transport.write(raw, addr)
+        self._latency.observe(time.perf_counter() - started)
 
     def _encode(self, pkt: P.Packet, decision: Decision, client: NasClient) -> bytes | None:
         rule = rule_for(self.kind, decision.outcome)

@@ -27,6 +27,8 @@ from typing import Generic, TypeVar
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
+from aaa.maybe import Maybe
+
 log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
@@ -50,18 +52,19 @@ class RefreshingCache(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: K) -> defer.Deferred[V]:
+    def get(self, key: K) -> Maybe[V]:
+        """The value at once when it is known, else a Deferred of the load (aaa.maybe)."""
         if self.ttl <= 0:
             return defer.maybeDeferred(self.load, key)
         now = self.now()
         hit = self._entries.get(key)
         if hit is not None:
             if now < hit[0]:
-                return defer.succeed(hit[1])
+                return hit[1]
             if now < hit[0] + self.grace:
                 if key not in self._loading:
                     self._start(key, now, [])
-                return defer.succeed(hit[1])
+                return hit[1]
         waiting: defer.Deferred[V] = defer.Deferred()
         waiters = self._loading.get(key)
         if waiters is not None:

@@ -16,6 +16,7 @@ from datetime import datetime
 from twisted.internet import defer
 
 from aaa.access import AccessContext, AccessHook
+from aaa.maybe import Maybe
 from aaa.outcome import Decision, Outcome
 from accounting.hygiene import thd_count_live_sessions
 from radbill.db.base import utcnow
@@ -26,11 +27,11 @@ def make_simultaneous_use_hook(dbpool: DBPool,
                                now: Callable[[], datetime] = utcnow) -> AccessHook:
     """The hook for AccessHandler; plans without a limit (None or 0) cost no query."""
 
-    def simultaneous_use(ctx: AccessContext) -> defer.Deferred[Decision | None]:
+    def simultaneous_use(ctx: AccessContext) -> Maybe[Decision | None]:
         plan = ctx.subscriber.plan
         limit = plan.simultaneous_use if plan is not None else None
         if not limit or limit <= 0:
-            return defer.succeed(None)
+            return None
 
         def check(live: int) -> Decision | None:
             if live >= limit:

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IReactorThreads
 
+from aaa.maybe import Maybe
 from aaa.pap import verify_password
 
 
@@ -32,11 +33,12 @@ class PasswordVerifier:
         msg = login.encode() + b"\0" + stored_hash.encode() + b"\0" + password
         return hmac.digest(self._key, msg, "sha256")  # one-shot C HMAC: same tag, less work
 
-    def verify(self, login: str, stored_hash: str, password: bytes) -> defer.Deferred[bool]:
+    def verify(self, login: str, stored_hash: str, password: bytes) -> Maybe[bool]:
+        """True at once for a remembered success; otherwise argon2 in a thread, later."""
         tag = self._tag(login, stored_hash, password)
         known = self._verified.get(login)
         if known is not None and hmac.compare_digest(known, tag):
-            return defer.succeed(True)
+            return True
         d: defer.Deferred[bool] = threads.deferToThreadPool(
             self.reactor, self.reactor.getThreadPool(), verify_password, stored_hash, password)
 

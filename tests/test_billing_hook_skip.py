@@ -48,7 +48,7 @@ def test_unpriced_plan_skips_reservation_and_priced_plan_reserves() -> None:
     hook = BillingAccessHook(pool, Config(), priced_ttl=10.0, clock=lambda: now[0])
     results: list[Any] = []
     for _ in range(3):
-        hook(context(plan_id=3)).addCallback(results.append)
+        defer.maybeDeferred(hook, context(plan_id=3)).addCallback(results.append)
     assert results == [None, None, None]
     assert pool.calls == ["thd_priced_plan_ids"]  # loaded once, then cached
     hook(context(plan_id=7))

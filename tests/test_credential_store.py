@@ -22,9 +22,13 @@ class ManualPool:
         return d
 
 
-def got(d: defer.Deferred[Any]) -> list[Any]:
+def got(d: Any) -> list[Any]:
+    """What a get() has answered so far: a hit at once, a load when its Deferred fires."""
     out: list[Any] = []
-    d.addBoth(out.append)
+    if isinstance(d, defer.Deferred):
+        d.addBoth(out.append)
+    else:
+        out.append(d)
     return out
 
 

@@ -8,7 +8,7 @@ import pytest_twisted
 from pyrad import packet as P
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
 
 from aaa.authenticate import Authenticator
@@ -42,7 +42,7 @@ def authenticate(password: bytes, calls: list[str]) -> Outcome:
     auth = Authenticator(PasswordVerifier(reactor),  # type: ignore[arg-type]
                          lambda sub, pw: calls.append(pw))  # type: ignore[arg-type,func-returns-value]
     results: list[Outcome] = []
-    auth.authenticate(pap_request(password), b"imp", pending()).addCallback(
+    defer.maybeDeferred(auth.authenticate, pap_request(password), b"imp", pending()).addCallback(
         lambda r: results.append(r.outcome))
     return results[0]
 

@@ -24,9 +24,13 @@ class Loads:
         self.pending.pop(0)[1].callback(value)
 
 
-def results(d: defer.Deferred[Any]) -> list[Any]:
+def results(d: Any) -> list[Any]:
+    """What a get() has answered so far: a plain value at once, a Deferred's when it fires."""
     out: list[Any] = []
-    d.addBoth(out.append)
+    if isinstance(d, defer.Deferred):
+        d.addBoth(out.append)
+    else:
+        out.append(d)
     return out
 
 
