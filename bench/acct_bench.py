@@ -134,17 +134,26 @@ def stored_radbill(db_url: str, prefix: str) -> dict[str, tuple[int, int, int, b
     return {sid: (t, i, o, closed == "stop") for sid, t, i, o, closed in rows}
 
 
-def start_minimal(tmp: Path) -> tuple[Any, int]:
-    """bench/acct/minimal.py: decode, check, answer, store nothing (the runtime's ceiling)."""
-    log = (tmp / "minimal.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "bench.acct.minimal", "--secret", SECRET],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("READY"):
-        proc.kill()
-        raise RuntimeError(f"minimal did not start: {(tmp / 'minimal.log').read_text()}")
-    return proc, int(line.split()[1])
+def start_minimal(tmp: Path, processes: int = 1) -> tuple[list[Any], int]:
+    """bench/acct/minimal.py: decode, check, answer, store nothing (the runtime's ceiling).
+
+    With ``processes`` > 1 they share one port through SO_REUSEPORT."""
+    port = free_port() if processes > 1 else 0
+    procs: list[Any] = []
+    for i in range(processes):
+        log = (tmp / f"minimal{i}.log").open("w")
+        cmd = [sys.executable, "-m", "bench.acct.minimal", "--secret", SECRET,
+               "--port", str(port)] + (["--reuse-port"] if processes > 1 else [])
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+        procs.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("READY"):
+            for p in procs:
+                p.kill()
+            raise RuntimeError(f"minimal did not start: {(tmp / f'minimal{i}.log').read_text()}")
+        port = int(line.split()[1])
+    return procs, port
 
 
 # -- FreeRADIUS ---------------------------------------------------------------------------
@@ -272,15 +281,16 @@ def stop(proc: Any) -> None:
 def run_target(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     prefix = f"{name.split('-')[0][:2]}{time.time_ns() % 10**9}"
     work = tmp / name
-    work.mkdir()
-    if name == "minimal":
-        proc, port = start_minimal(work)
+    work.mkdir(exist_ok=True)
+    if name.startswith("minimal"):
+        procs, port = start_minimal(work, 2 if name == "minimal-2proc" else 1)
         try:
-            cpu_before = cpu_seconds(proc.pid)
+            cpu_before = sum(cpu_seconds(p.pid) for p in procs)
             result = load(port, prefix, args)
-            server_cpu = cpu_seconds(proc.pid) - cpu_before
+            server_cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
         finally:
-            stop(proc)
+            for p in procs:
+                stop(p)
         result.pop("last_acked")
         return {"target": name, **result, "server_cpu_seconds": round(server_cpu, 2),
                 **_per_request(server_cpu, result), "all_acknowledged_stored": None}
@@ -336,7 +346,8 @@ def main() -> int:
     p.add_argument("--group-commit-ms", type=float, default=5.0)
     p.add_argument("--targets", default="minimal,radbill-sqlite,radbill-mariadb,freeradius-mariadb",
                    help="minimal is bench/acct/minimal.py: pyrad decode + check + reply, "
-                        "storing nothing (the ceiling of this runtime)")
+                        "storing nothing (the ceiling of this runtime); minimal-2proc is two "
+                        "of them sharing the port (SO_REUSEPORT)")
     p.add_argument("--mysql", default="mysql+pymysql://root@127.0.0.1:3306",
                    help="MariaDB server (no database part) for both servers")
     p.add_argument("--out", default=str(ROOT / "bench/results/acct.json"))

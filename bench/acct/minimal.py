@@ -11,7 +11,7 @@ cache, no metrics, no logging per request, no thread pool. Whatever radbill
 does on top (parse into a record, group commit, fsync, usage deltas) can only
 make it slower than this.
 
-Usage: python -m bench.acct.minimal --port N [--secret S] [--pin CPU]
+Usage: python -m bench.acct.minimal --port N [--secret S] [--pin CPU] [--reuse-port]
 Prints "READY <port>" once bound.
 """
 
@@ -57,6 +57,8 @@ def main() -> int:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--secret", default="benchsecret")
     p.add_argument("--pin", type=int, default=None, help="pin to this CPU")
+    p.add_argument("--reuse-port", action="store_true",
+                   help="bind with SO_REUSEPORT so several processes share --port")
     args = p.parse_args()
     if not args.host.startswith("127.") and args.host != "::1":
         p.error("the bench only listens on the loopback interface")
@@ -64,10 +66,22 @@ def main() -> int:
         os.sched_setaffinity(0, {args.pin})
     reactor: Any = _reactor
     proto = MinimalAccounting(Dictionary(str(DICTIONARY)), args.secret.encode())
-    port = reactor.listenUDP(args.port, proto, interface=args.host, maxPacketSize=65535)
-    # The same receive buffer radbill sets (radius.receive_buffer), so a burst of the
-    # 256 requests in flight is queued, not dropped and resent 2 s later.
-    port.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    if args.reuse_port:
+        # Several processes bound to one port: the kernel spreads the NAS's source
+        # addresses over them (bench only: shows what N processes could reach).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        sock.bind((args.host, args.port))
+        sock.setblocking(False)
+        port = reactor.adoptDatagramPort(sock.fileno(), socket.AF_INET, proto,
+                                         maxPacketSize=65535)
+        sock.close()  # the reactor holds its own duplicate of the descriptor
+    else:
+        port = reactor.listenUDP(args.port, proto, interface=args.host, maxPacketSize=65535)
+        # The same receive buffer radbill sets (radius.receive_buffer), so a burst of the
+        # 256 requests in flight is queued, not dropped and resent 2 s later.
+        port.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
     print(f"READY {port.getHost().port}", flush=True)
     reactor.run()
     return 0
