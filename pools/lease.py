@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import Connection, Table, bindparam, literal_column, select, text, union_all, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -179,8 +179,9 @@ _TAKE = (update(ITEM)
                  device=bindparam("new_device"), nas_id=bindparam("new_nas_id"),
                  assigned_at=bindparam("now"), expires_at=bindparam("new_expires_at")))
 _TAKE_NEW_SESSION = _TAKE.values(acct_session_id=None)
-_OWN = (select(ITEM.c.id, ITEM.c.pool_id, ITEM.c.value, ITEM.c.state, ITEM.c.device,
-               ITEM.c.nas_id, ITEM.c.last_released_at)
+_OWN_COLUMNS = (ITEM.c.id, ITEM.c.pool_id, ITEM.c.value, ITEM.c.state, ITEM.c.device,
+                ITEM.c.nas_id, ITEM.c.last_released_at)
+_OWN = (select(*_OWN_COLUMNS)
         .where(ITEM.c.holder == bindparam("login"),
                ITEM.c.pool_id.in_(bindparam("pool_ids", expanding=True)))
         .with_for_update(skip_locked=True))
@@ -189,13 +190,30 @@ _LRU = (select(ITEM.c.id, ITEM.c.value)
         .order_by(ITEM.c.last_released_at, ITEM.c.id)
         .limit(1)
         .with_for_update(skip_locked=True))
+# MariaDB: this login's rows in one pool and that pool's least recently used free row, in
+# one round trip (the common case: one pool of a kind). Each arm is its own locking read
+# with SKIP LOCKED, exactly as the two statements above. The ORDER BY only makes
+# SQLAlchemy put the first arm in parentheses, which MariaDB needs around a locking arm.
+# When the login's own row wins, the spare free row stays locked until the commit a
+# millisecond later: other allocators skip it, as they skip any row being allocated.
+# SQLite is in-process (no round trip to save) and cannot parenthesize a UNION arm.
+_OWN_OR_LRU = union_all(
+    select(*_OWN_COLUMNS, literal_column("0").label("spare"))
+    .where(ITEM.c.holder == bindparam("login"), ITEM.c.pool_id == bindparam("pool_id"))
+    .order_by(ITEM.c.id)
+    .with_for_update(skip_locked=True),
+    select(*_OWN_COLUMNS, literal_column("1").label("spare"))
+    .where(ITEM.c.pool_id == bindparam("pool_id"), ITEM.c.state == ItemState.FREE)
+    .order_by(ITEM.c.last_released_at, ITEM.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True))
 
 
-def _take(session: Session, item_id: int, observed: ItemState, *, login: str,
+def _take(conn: Connection, item_id: int, observed: ItemState, *, login: str,
           nas_id: int | None, device: str | None, now: datetime, expires_at: datetime,
           keep_session: bool) -> bool:
     """Offer one row, if it is still in the state it was read in (its lock says it is)."""
-    result = session.connection().execute(
+    result = conn.execute(
         _TAKE if keep_session else _TAKE_NEW_SESSION,
         {"item_id": item_id, "observed": observed, "new_holder": login,
          "new_device": _clip(device, 64), "new_nas_id": nas_id, "now": now,
@@ -203,11 +221,28 @@ def _take(session: Session, item_id: int, observed: ItemState, *, login: str,
     return bool(result.rowcount == 1)
 
 
-def _own_item(session: Session, pool_ids: Sequence[int], login: str, nas_id: int | None,
+def _own_and_spare(conn: Connection, pool_ids: Sequence[int],
+                   login: str) -> tuple[Sequence[Any], Any]:
+    """This login's rows in the candidate pools, and on MariaDB with one pool a free spare.
+
+    The spare (None otherwise) is the pool's least recently used free row, already
+    locked, for when the login has no row of its own to take back.
+    """
+    if len(pool_ids) == 1 and conn.dialect.name == "mysql":
+        own: list[Any] = []
+        spare = None
+        for r in conn.execute(_OWN_OR_LRU, {"login": login, "pool_id": pool_ids[0]}):
+            if r.spare:
+                spare = r
+            else:
+                own.append(r)
+        return own, spare
+    return conn.execute(_OWN, {"login": login, "pool_ids": list(pool_ids)}).all(), None
+
+
+def _own_item(rows: Sequence[Any], pool_ids: Sequence[int], nas_id: int | None,
               device: str | None) -> Any:
     """The row this login should get back, if any: static, a repeated offer, or its last one."""
-    rows = session.connection().execute(_OWN, {"login": login, "pool_ids": list(pool_ids)}
-                                        ).all()
     if not rows:
         return None
     order = {pid: i for i, pid in enumerate(pool_ids)}
@@ -229,8 +264,8 @@ def _own_item(session: Session, pool_ids: Sequence[int], login: str, nas_id: int
     return None
 
 
-def _least_recently_used(session: Session, pool_id: int) -> Any:
-    return session.connection().execute(_LRU, {"pool_id": pool_id}).first()
+def _least_recently_used(conn: Connection, pool_id: int) -> Any:
+    return conn.execute(_LRU, {"pool_id": pool_id}).first()
 
 
 def allocate(session: Session, routes: Sequence[PoolRoute], login: str, *,
@@ -244,13 +279,15 @@ def allocate(session: Session, routes: Sequence[PoolRoute], login: str, *,
     expires_at = now + timedelta(seconds=offer_seconds)
     by_id = {r.pool_id: r for r in routes}
     pool_ids = list(by_id)
-    own = _own_item(session, pool_ids, login, nas_id, device)
+    conn = session.connection()
+    own_rows, spare = _own_and_spare(conn, pool_ids, login)
+    own = _own_item(own_rows, pool_ids, nas_id, device)
     if own is not None:
         route = by_id[own.pool_id]
         if own.state == ItemState.STATIC:
             return Lease(route.pool_id, route.pool, route.kind, own.value, ItemState.STATIC,
                          login, None)
-        if _take(session, own.id, ItemState(own.state), login=login, nas_id=nas_id,
+        if _take(conn, own.id, ItemState(own.state), login=login, nas_id=nas_id,
                  device=device, now=now, expires_at=expires_at,
                  keep_session=own.state != ItemState.FREE):
             return Lease(route.pool_id, route.pool, route.kind, own.value, ItemState.OFFERED,
@@ -258,10 +295,13 @@ def allocate(session: Session, routes: Sequence[PoolRoute], login: str, *,
     for attempt in range(2):
         for route in routes:
             for _ in range(3):
-                row = _least_recently_used(session, route.pool_id)
+                if spare is not None and spare.pool_id == route.pool_id:
+                    row, spare = spare, None
+                else:
+                    row = _least_recently_used(conn, route.pool_id)
                 if row is None:
                     break
-                if _take(session, row.id, ItemState.FREE, login=login, nas_id=nas_id,
+                if _take(conn, row.id, ItemState.FREE, login=login, nas_id=nas_id,
                          device=device, now=now, expires_at=expires_at, keep_session=False):
                     return Lease(route.pool_id, route.pool, route.kind, row.value,
                                  ItemState.OFFERED, login, expires_at)
