@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pyrad.packet import Packet
-from twisted.internet import defer
 
 from aaa.authenticate import Authenticator, AuthResult, raw
 from aaa.authorize import plan_attributes
 from aaa.clients import NasClient
 from aaa.credentials import CredentialStore, SubscriberAuth
-from aaa.maybe import Maybe, then
+from aaa.maybe import Maybe, is_deferred, then
 from aaa.outcome import Decision, Outcome
 from radbill.db.models import SubscriberStatus
 
@@ -107,8 +106,9 @@ class AccessHandler:
         while i < len(hooks):
             verdict = hooks[i](ctx)
             i += 1
-            if isinstance(verdict, defer.Deferred):
-                return verdict.addCallback(self._hook_answered, ctx, result, i)
+            if is_deferred(verdict):
+                return verdict.addCallback(  # type: ignore[union-attr,no-any-return]
+                    self._hook_answered, ctx, result, i)
             if verdict is not None:
                 return self._rejected(verdict, ctx)
         return Decision(Outcome.ACCEPT, attributes=result.attributes + ctx.reply,

@@ -10,13 +10,16 @@ without limit.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Final
 
 from twisted.internet.interfaces import IReactorTime
 
 Key = tuple[str, int, int, bytes]
 IN_FLIGHT: Final = b""
+# Expired entries are swept out at most this often (seconds): every lookup checks its own
+# entry's expiry anyway, so the sweep only bounds memory, and sweeping on every request was
+# a tenth of the listener's CPU (bench/auth_bench.py).
+SWEEP_INTERVAL: Final = 0.1
 
 
 class DuplicateCache:
@@ -26,8 +29,9 @@ class DuplicateCache:
         self.window = window
         self.max_entries = max_entries
         self.max_processing = max_processing
-        # key -> (expiry, reply bytes or IN_FLIGHT or None for "no reply sent")
-        self._entries: OrderedDict[Key, tuple[float, bytes | None]] = OrderedDict()
+        # key -> (expiry, reply bytes or IN_FLIGHT); insertion order is age order
+        self._entries: dict[Key, tuple[float, bytes]] = {}
+        self._next_sweep = float("-inf")
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -35,17 +39,19 @@ class DuplicateCache:
     def lookup(self, key: Key) -> tuple[bool, bytes | None]:
         """(seen, reply): seen is False for a new request, which is now marked in flight."""
         now = self.clock.seconds()
-        self._expire()
-        entry = self._entries.get(key)
+        entries = self._entries
+        if now >= self._next_sweep:
+            self._expire(now)
+        entry = entries.get(key)
         if entry is not None and entry[0] <= now:
-            # _expire() stops at the first live entry in insertion order, and a long in-flight
+            # The sweep stops at the first live entry in insertion order, and a long in-flight
             # entry can sit ahead of shorter-lived replies: check this entry's own expiry.
-            del self._entries[key]
+            del entries[key]
             entry = None
         if entry is None:
-            if len(self._entries) >= self.max_entries:
-                self._entries.popitem(last=False)
-            self._entries[key] = (now + self.max_processing, IN_FLIGHT)
+            if len(entries) >= self.max_entries:
+                del entries[next(iter(entries))]
+            entries[key] = (now + self.max_processing, IN_FLIGHT)
             return False, None
         reply = entry[1]
         return True, (None if reply == IN_FLIGHT else reply)
@@ -56,18 +62,21 @@ class DuplicateCache:
         Forgetting matters for accounting: no reply means the record was not
         stored, and the NAS's retransmission must get a fresh try.
         """
-        self._entries.pop(key, None)
+        entries = self._entries
+        entries.pop(key, None)
         if reply is not None:
             # The in-flight mark may have been evicted meanwhile: stay within max_entries.
-            if len(self._entries) >= self.max_entries:
-                self._entries.popitem(last=False)
-            self._entries[key] = (self.clock.seconds() + self.window, reply)
+            if len(entries) >= self.max_entries:
+                del entries[next(iter(entries))]
+            entries[key] = (self.clock.seconds() + self.window, reply)
 
-    def _expire(self) -> None:
-        now = self.clock.seconds()
+    def _expire(self, now: float) -> None:
+        self._next_sweep = now + SWEEP_INTERVAL
         entries = self._entries
-        while entries:
-            key, (expiry, _) = next(iter(entries.items()))
+        stale = []
+        for key, (expiry, _) in entries.items():
             if expiry > now:
                 break
+            stale.append(key)
+        for key in stale:
             del entries[key]

@@ -95,6 +95,18 @@ def test_expired_reply_behind_a_long_in_flight_entry_is_not_served() -> None:
     assert cache.lookup(slow) == (True, None)
 
 
+def test_expired_entries_are_swept_out() -> None:
+    """Answered requests leave the cache once their window is over, not only when looked up."""
+    clock, cache = make_cache(window=5.0)
+    for i in range(50):
+        key = ("192.0.2.1", 1645, i, bytes(16))
+        cache.lookup(key)
+        cache.done(key, b"r")
+    clock.advance(5.0)
+    cache.lookup(KEY)
+    assert len(cache) == 1
+
+
 def test_key_fields_all_matter() -> None:
     """Address, port, Identifier and Request Authenticator each make a different request."""
     _, cache = make_cache()
