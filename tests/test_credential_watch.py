@@ -27,22 +27,22 @@ class RecordingStore:
 
 
 def snap(recent: dict[str, datetime], count: int, max_id: int, added: int = 0,
-         plans: int = 1, plans_updated: datetime = T0) -> ChangeSnapshot:
-    return ChangeSnapshot(tuple(recent.items()), count, max_id, added, plans, plans_updated)
+         plans: int = 1, plans_updated: datetime = T0, full: bool = True) -> ChangeSnapshot:
+    return ChangeSnapshot(tuple(recent.items()), count, max_id, added, plans, plans_updated,
+                          full)
 
 
 def test_tracker_invalidates_only_new_or_changed_logins() -> None:
     """A login updated in the window is invalidated once, not again on the next poll."""
     store = RecordingStore()
     tracker = ChangeTracker(store)  # type: ignore[arg-type]
-    window = T0 - timedelta(seconds=60)
-    tracker.apply(snap({}, 10, 10), window)
+    tracker.apply(snap({}, 10, 10))
     assert store.calls == []
-    tracker.apply(snap({"alice": T0}, 10, 10), window)
+    tracker.apply(snap({"alice": T0}, 10, 10))
     assert store.calls == ["alice"]
-    tracker.apply(snap({"alice": T0}, 10, 10), window)
+    tracker.apply(snap({"alice": T0}, 10, 10))
     assert store.calls == ["alice"]
-    tracker.apply(snap({"alice": T0 + timedelta(seconds=1)}, 10, 10), window)
+    tracker.apply(snap({"alice": T0 + timedelta(seconds=1)}, 10, 10))
     assert store.calls == ["alice", "alice"]
 
 
@@ -50,14 +50,27 @@ def test_tracker_flushes_on_removal_and_plan_change() -> None:
     """A count that drops (a removal) or a changed plan flushes everything; additions do not."""
     store = RecordingStore()
     tracker = ChangeTracker(store)  # type: ignore[arg-type]
-    window = T0 - timedelta(seconds=60)
-    tracker.apply(snap({}, 10, 10), window)
-    tracker.apply(snap({"new": T0}, 11, 11, added=1), window)
+    tracker.apply(snap({}, 10, 10))
+    tracker.apply(snap({"new": T0}, 11, 11, added=1))
     assert store.calls == ["new"]
-    tracker.apply(snap({"new": T0}, 10, 11), window)
+    tracker.apply(snap({"new": T0}, 10, 11))
     assert store.calls == ["new", None]
-    tracker.apply(snap({"new": T0}, 10, 11, plans_updated=T0 + timedelta(seconds=5)), window)
+    tracker.apply(snap({"new": T0}, 10, 11, plans_updated=T0 + timedelta(seconds=5)))
     assert store.calls == ["new", None, None]
+
+
+def test_tail_polls_keep_the_window_and_full_polls_catch_late_rows() -> None:
+    """A tail poll forgets nothing seen before; a row visible late is caught by a full poll."""
+    store = RecordingStore()
+    tracker = ChangeTracker(store)  # type: ignore[arg-type]
+    window = {f"u{i}": T0 for i in range(100)}
+    tracker.apply(snap(window, 100, 100))
+    tracker.apply(snap({"u1": T0 + timedelta(seconds=2)}, 100, 100, full=False))
+    assert store.calls == ["u1"]
+    # The next full poll: u1 as changed, plus u7 whose change committed too late for a tail.
+    late = {**window, "u1": T0 + timedelta(seconds=2), "u7": T0 + timedelta(seconds=1)}
+    tracker.apply(snap(late, 100, 100))
+    assert store.calls == ["u1", "u7"]
 
 
 def _add(engine: Engine) -> None:
