@@ -23,6 +23,7 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 
 from aaa.access import AccessContext
 from aaa.authenticate import raw
@@ -94,19 +95,24 @@ class PoolHook:
                                    offer_seconds=self.offer_lease_seconds)
         return self._allocate(ctx, request)
 
-    @defer.inlineCallbacks
-    def _allocate(self, ctx: AccessContext, request: AccessAllocation):
-        try:
-            grants = yield self.dbpool.run(thd_allocate_for_access, request)
-        except PoolExhausted as exc:
-            metrics.EXHAUSTED.labels(exc.pool, "reject").inc()
-            log.warning("pool %s (%s) is full: rejecting %s from NAS %s", exc.pool, exc.kind,
-                        ctx.user_name, ctx.client.name)
-            return Decision(Outcome.POOL_EXHAUSTED,
-                            detail=f"{ctx.user_name}: pool {exc.pool} is full")
+    def _allocate(self, ctx: AccessContext,
+                  request: AccessAllocation) -> defer.Deferred[Decision | None]:
+        # Callbacks rather than a generator: this runs for every new login with a pool.
+        d = self.dbpool.run(thd_allocate_for_access, request)
+        return d.addCallbacks(self._granted, self._refused, callbackArgs=(ctx,),
+                              errbackArgs=(ctx,))
+
+    def _granted(self, grants: tuple[Grant, ...], ctx: AccessContext) -> None:
         for grant in grants:
             self._add(ctx, grant)
-        return None
+
+    def _refused(self, failure: Failure, ctx: AccessContext) -> Decision:
+        failure.trap(PoolExhausted)  # anything else: no reply, the NAS retries
+        exc: PoolExhausted = failure.value  # type: ignore[assignment]
+        metrics.EXHAUSTED.labels(exc.pool, "reject").inc()
+        log.warning("pool %s (%s) is full: rejecting %s from NAS %s", exc.pool, exc.kind,
+                    ctx.user_name, ctx.client.name)
+        return Decision(Outcome.POOL_EXHAUSTED, detail=f"{ctx.user_name}: pool {exc.pool} is full")
 
     def _add(self, ctx: AccessContext, grant: Grant) -> None:
         if grant.value is not None:

@@ -1,7 +1,8 @@
 """Leases: allocate, confirm, extend, release and expire, each in one short transaction.
 
 Modelled on FreeRADIUS's sqlippool, without its failure modes. An allocation
-is at most three statements on one row each:
+is at most three statements on one row each (on MariaDB with one pool of a
+kind, two: the first two below in one UNION, pools.lease_sql):
 
 1. the rows this login holds or held last in the candidate pools
    (``holder`` index): a static assignment wins; an unconfirmed offer to the
@@ -29,10 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, literal_column, select, text, union_all, update
+from sqlalchemy import Connection, Table, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from pools import lease_sql
 from pools.errors import BadRange, PoolExhausted
 from pools.models import (
     LIVE_STATES,
@@ -190,33 +192,21 @@ _LRU = (select(ITEM.c.id, ITEM.c.value)
         .order_by(ITEM.c.last_released_at, ITEM.c.id)
         .limit(1)
         .with_for_update(skip_locked=True))
-# MariaDB: this login's rows in one pool and that pool's least recently used free row, in
-# one round trip (the common case: one pool of a kind). Each arm is its own locking read
-# with SKIP LOCKED, exactly as the two statements above. The ORDER BY only makes
-# SQLAlchemy put the first arm in parentheses, which MariaDB needs around a locking arm.
-# When the login's own row wins, the spare free row stays locked until the commit a
-# millisecond later: other allocators skip it, as they skip any row being allocated.
-# SQLite is in-process (no round trip to save) and cannot parenthesize a UNION arm.
-_OWN_OR_LRU = union_all(
-    select(*_OWN_COLUMNS, literal_column("0").label("spare"))
-    .where(ITEM.c.holder == bindparam("login"), ITEM.c.pool_id == bindparam("pool_id"))
-    .order_by(ITEM.c.id)
-    .with_for_update(skip_locked=True),
-    select(*_OWN_COLUMNS, literal_column("1").label("spare"))
-    .where(ITEM.c.pool_id == bindparam("pool_id"), ITEM.c.state == ItemState.FREE)
-    .order_by(ITEM.c.last_released_at, ITEM.c.id)
-    .limit(1)
-    .with_for_update(skip_locked=True))
 
 
 def _take(conn: Connection, item_id: int, observed: ItemState, *, login: str,
           nas_id: int | None, device: str | None, now: datetime, expires_at: datetime,
           keep_session: bool) -> bool:
     """Offer one row, if it is still in the state it was read in (its lock says it is)."""
+    device = _clip(device, 64)
+    if conn.dialect.name == "mysql":
+        return lease_sql.take(conn, item_id, observed, login=login, nas_id=nas_id,
+                              device=device, now=now, expires_at=expires_at,
+                              keep_session=keep_session)
     result = conn.execute(
         _TAKE if keep_session else _TAKE_NEW_SESSION,
         {"item_id": item_id, "observed": observed, "new_holder": login,
-         "new_device": _clip(device, 64), "new_nas_id": nas_id, "now": now,
+         "new_device": device, "new_nas_id": nas_id, "now": now,
          "new_expires_at": expires_at})
     return bool(result.rowcount == 1)
 
@@ -229,14 +219,7 @@ def _own_and_spare(conn: Connection, pool_ids: Sequence[int],
     locked, for when the login has no row of its own to take back.
     """
     if len(pool_ids) == 1 and conn.dialect.name == "mysql":
-        own: list[Any] = []
-        spare = None
-        for r in conn.execute(_OWN_OR_LRU, {"login": login, "pool_id": pool_ids[0]}):
-            if r.spare:
-                spare = r
-            else:
-                own.append(r)
-        return own, spare
+        return lease_sql.own_or_spare(conn, login, pool_ids[0])
     return conn.execute(_OWN, {"login": login, "pool_ids": list(pool_ids)}).all(), None
 
 
