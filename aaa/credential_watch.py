@@ -11,28 +11,31 @@ additions explain flushes the whole cache), and the plans' count and newest
 ``updated_at`` (a plan change touches every subscriber on it, so it flushes
 everything).
 
-"Recent" is a short tail (``TAIL_WINDOW``) on most polls and the whole skew
-window (``SKEW_WINDOW``, which absorbs clock skew between the nodes that
-write and transactions that commit late) on every ``FULL_EVERY``-th poll. A
-poll used to read the whole window every second: after a bulk import, or
-when the bench had just created 10,000 subscribers, that was 10,000 rows a
-second for a minute, and the DB thread's share of the GIL showed up as
-tens of milliseconds on the auth port's p99 (bench/auth_bench.py). A change
-whose row becomes visible only after it has left the tail is still seen,
-within ``FULL_EVERY`` polls. ``updated_at`` is read as the driver returns
-it (no datetime parsing): it is only ever compared with itself.
+"Recent" is a short tail (``TAIL_WINDOW``) on every poll, and on every
+``FULL_EVERY``-th poll also the whole skew window (``SKEW_WINDOW``, which
+absorbs clock skew between the nodes that write and transactions that commit
+late), read in chunks of ``WINDOW_CHUNK`` rows, each its own short job on the
+DB thread. A poll used to read the whole window every second in one query:
+after a bulk import, or when the bench had just created 10,000 subscribers,
+that was 10,000 rows a second for a minute, and while the DB thread turns
+rows into Python objects it holds the GIL and the reactor waits: tens of
+milliseconds on the auth port's p99 (bench/auth_bench.py). A change whose
+row becomes visible only after it has left the tail is still seen, within
+``FULL_EVERY`` polls. ``updated_at`` is read as the driver returns it (no
+datetime parsing): it is only ever compared with itself.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.orm import Session
 from twisted.application import service
-from twisted.internet import task
+from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
@@ -46,8 +49,11 @@ log = logging.getLogger(__name__)
 SKEW_WINDOW = timedelta(seconds=60)
 TAIL_WINDOW = timedelta(seconds=5)
 FULL_EVERY = 15
+WINDOW_CHUNK = 500
 
 _RECENT = select(Subscriber.login, type_coerce(Subscriber.updated_at, String))
+_WINDOW = (select(Subscriber.id, Subscriber.login, type_coerce(Subscriber.updated_at, String))
+           .order_by(Subscriber.id))
 
 
 @dataclass(frozen=True)
@@ -61,14 +67,22 @@ class ChangeSnapshot:
     full: bool = True  # ``recent`` covers the whole skew window, not only the tail
 
 
-def thd_snapshot(session: Session, since: datetime, after_id: int,
-                 full: bool = True) -> ChangeSnapshot:
+def thd_snapshot(session: Session, since: datetime, after_id: int) -> ChangeSnapshot:
+    """The counts and the rows updated since ``since`` (the tail)."""
     recent = tuple(map(tuple, session.execute(_RECENT.where(Subscriber.updated_at >= since))))
     count, max_id = session.execute(select(func.count(), func.max(Subscriber.id))).one()
     added = session.execute(select(func.count()).where(Subscriber.id > after_id)).scalar_one()
     plans, plans_updated = session.execute(select(func.count(), func.max(Plan.updated_at))).one()
     return ChangeSnapshot(recent, count, max_id or 0, added, plans,  # type: ignore[arg-type]
-                          plans_updated, full)
+                          plans_updated, full=False)
+
+
+def thd_window_chunk(session: Session, since: datetime, after_id: int,
+                     limit: int) -> list[tuple[int, str, object]]:
+    """Up to ``limit`` (id, login, updated_at) rows updated since ``since``, by id."""
+    rows = session.execute(_WINDOW.where(Subscriber.updated_at >= since, Subscriber.id > after_id)
+                           .limit(limit))
+    return list(map(tuple, rows))  # type: ignore[arg-type]
 
 
 class ChangeTracker:
@@ -118,8 +132,10 @@ class CredentialWatcher(service.Service):
         # The whole window at the first poll (and after a failed one), then every FULL_EVERY.
         self._polls += 1
         full = self.tracker.subscribers is None or self._polls % FULL_EVERY == 0
-        since = utcnow() - (SKEW_WINDOW if full else TAIL_WINDOW)
-        d = self.dbpool.run(thd_snapshot, since, self.tracker.max_id, full)
+        now = utcnow()
+        d = self.dbpool.run(thd_snapshot, now - TAIL_WINDOW, self.tracker.max_id)
+        if full:
+            d.addCallback(self._read_window, now - SKEW_WINDOW)
         d.addCallback(self.tracker.apply)
 
         def failed(f: Failure) -> None:
@@ -129,6 +145,18 @@ class CredentialWatcher(service.Service):
             log.warning("credential change poll failed: %s", f.getErrorMessage())
 
         return d.addErrback(failed)
+
+    @defer.inlineCallbacks
+    def _read_window(self, snap: ChangeSnapshot, since: datetime) -> Any:
+        """The snapshot with every row of the skew window, read a chunk per DB job."""
+        rows = list(snap.recent)
+        after = 0
+        while True:
+            chunk = yield self.dbpool.run(thd_window_chunk, since, after, WINDOW_CHUNK)
+            rows.extend((login, when) for _, login, when in chunk)
+            if len(chunk) < WINDOW_CHUNK:
+                return replace(snap, recent=tuple(rows), full=True)
+            after = chunk[-1][0]
 
     def startService(self) -> None:
         super().startService()

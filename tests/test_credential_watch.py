@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import pytest_twisted
 from sqlalchemy import Engine, delete, update
 from sqlalchemy.orm import Session
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 
+from aaa import credential_watch
 from aaa.credential_watch import ChangeSnapshot, ChangeTracker, CredentialWatcher
 from aaa.credentials import CredentialStore
 from radbill.db.models import Plan, Subscriber, SubscriberStatus
@@ -110,6 +112,28 @@ def test_block_reaches_cached_server_after_one_poll(engine: Engine, dbpool: DBPo
     yield watcher.poll()
     gone = yield store.get("bob")
     assert gone is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_full_poll_reads_the_window_in_chunks(engine: Engine, dbpool: DBPool,  # type: ignore[no-untyped-def]
+                                              monkeypatch: pytest.MonkeyPatch):
+    """Every row of the window arrives however small the chunks; a late change is invalidated."""
+    monkeypatch.setattr(credential_watch, "WINDOW_CHUNK", 2)
+    with Session(engine) as s, s.begin():
+        s.add_all([Subscriber(login=f"u{i}") for i in range(7)])
+    store = RecordingStore()
+    watcher = CredentialWatcher(store, dbpool, Clock(), interval=1.0)  # type: ignore[arg-type]
+    yield watcher.poll()  # the first poll is a full one
+    assert sorted(watcher.tracker.seen) == [f"u{i}" for i in range(7)]
+    # A change stamped before the tail, as a late commit would be: only a full poll sees it.
+    with Session(engine) as s, s.begin():
+        s.execute(update(Subscriber).where(Subscriber.login == "u5")
+                  .values(updated_at=datetime.now(UTC) - timedelta(seconds=30)))
+    yield watcher.poll()
+    assert store.calls == []
+    watcher._polls = credential_watch.FULL_EVERY - 1
+    yield watcher.poll()
+    assert store.calls == ["u5"]
 
 
 def test_watcher_is_wired_into_the_service() -> None:
