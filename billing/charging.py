@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, false, func, insert, select, update
@@ -28,6 +28,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from billing import charging_mysql as packed
 from billing.accounts import out_of_money
 from billing.models import (
     HOLDING_STATES,
@@ -45,6 +46,7 @@ from billing.rating import (
     SessionRating,
     rate_call_delta,
     rate_delta,
+    rate_delta_charge,
     seconds_affordable,
     slice_cost,
     utc_ts,
@@ -67,6 +69,9 @@ EV = cast(Table, BillingEvent.__table__)
 SUB = cast(Table, Subscriber.__table__)
 
 DEFAULT_BATCH = 5000
+# Enum values read once: an Enum member's .value is a descriptor call, per record here.
+_CHARGE = EntryKind.CHARGE.value
+_ACTIVE = AccountStatus.ACTIVE.value
 
 
 @dataclass
@@ -143,6 +148,12 @@ def _lock_accounts(conn: Connection, sub_ids: list[int], currency: str, now: dat
     plan = select(SUB.c.plan_id).where(SUB.c.id == ACC.c.subscriber_id).scalar_subquery()
 
     def lock(ids: list[int]) -> None:
+        if conn.dialect.name == "mysql":
+            for a in packed.lock_accounts(conn, ids, HOLDING_STATES):
+                out[a.subscriber_id] = _Acct(a.id, a.subscriber_id, a.currency, a.balance,
+                                             a.credit_limit, a.status, held=a.held)
+                plan_of[a.subscriber_id] = a.plan_id
+            return
         for chunk in _in_chunks(sorted(ids)):
             # Subqueries, not a join: the lock must go through the unique index on
             # subscriber_id (a join lets the optimiser scan, and lock, every account).
@@ -161,12 +172,20 @@ def _lock_accounts(conn: Connection, sub_ids: list[int], currency: str, now: dat
     return out
 
 
-def _load_sessions(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Sess]:
+def _load_sessions(conn: Connection, keys: set[tuple[str, str]], delta_ids: list[int]
+                   ) -> dict[tuple[str, str], _Sess]:
     """Sessions by (source, source_id), through the unique index on that pair."""
+    out: dict[tuple[str, str], _Sess] = {}
+    if conn.dialect.name == "mysql":
+        for r in packed.load_sessions(conn, delta_ids):
+            out[(r.source, r.source_id)] = _Sess(
+                r.id, r.account_id, r.subscriber_id, r.source, r.source_id, r.state, r.reserved,
+                r.charged, SessionRating.from_json(r.rating), r.destination, None, r.throttled,
+                None)
+        return out
     by_source: dict[str, list[str]] = {}
     for source, sid in keys:
         by_source.setdefault(source, []).append(sid)
-    out: dict[tuple[str, str], _Sess] = {}
     for source, ids in sorted(by_source.items()):
         for chunk in _in_chunks(sorted(ids)):
             q = select(CS.c.id, CS.c.account_id, CS.c.subscriber_id, CS.c.source,
@@ -223,13 +242,11 @@ def thd_charge_pending(session: Session, currency: str, reserve_seconds: int,
     """Rate and charge up to ``batch`` unrated deltas in one transaction."""
     now = now or utcnow()
     conn = session.connection()
-    q = (select(UD.c.id, UD.c.subscriber_id, UD.c.source, UD.c.source_id, UD.c.seconds,
-                UD.c.octets_in, UD.c.octets_out, UD.c.destination, UD.c.final,
-                UD.c.period_end)
-         .where(UD.c.rated == false()).order_by(UD.c.id).limit(batch))
-    if conn.dialect.name == "mysql":
-        q = q.with_for_update(skip_locked=True)
-    deltas = conn.execute(q).all()
+    deltas: Sequence[Any]
+    if conn.dialect.name == "mysql" and batch <= packed.MAX_PACKED_BATCH:
+        deltas = packed.select_deltas(conn, batch)
+    else:
+        deltas = _select_deltas(conn, batch)
     if not deltas:
         return PassResult(0, 0, 0)
     ctx = _Context(session, currency, reserve_seconds, reserve_octets, now)
@@ -238,16 +255,28 @@ def thd_charge_pending(session: Session, currency: str, reserve_seconds: int,
     deltas = [d for d in deltas if d.subscriber_id in ctx.accounts]  # subscriber deleted
     ctx.tariffs = thd_load_tariffs(session, {p for p in ctx.plan_of.values() if p})
     keys = {(d.source, d.source_id) for d in deltas}
-    ctx.sessions = _load_sessions(conn, keys)
+    delta_ids = [d.id for d in deltas]
+    ctx.sessions = _load_sessions(conn, keys, delta_ids)
     _bind_new_sessions(ctx, deltas, keys)
     total = 0
     for d in deltas:
         total += _charge_one(ctx, d)
     _hold_next_slices(ctx)
-    blocked = _write(ctx, [d.id for d in deltas])
+    blocked = _write(ctx, delta_ids)
     return PassResult(rated=len(deltas), charged=total, entries=len(ctx.ledger),
                       blocked=tuple(blocked), throttled=tuple(ctx.throttled),
                       allowance_cut=tuple(ctx.allowance_cut))
+
+
+def _select_deltas(conn: Connection, batch: int) -> Sequence[Any]:
+    """The oldest unrated deltas (SQLite: the writer lock keeps other passes out)."""
+    q = (select(UD.c.id, UD.c.subscriber_id, UD.c.source, UD.c.source_id, UD.c.seconds,
+                UD.c.octets_in, UD.c.octets_out, UD.c.destination, UD.c.final,
+                UD.c.period_end)
+         .where(UD.c.rated == false()).order_by(UD.c.id).limit(batch))
+    if conn.dialect.name == "mysql":
+        q = q.with_for_update(skip_locked=True)
+    return conn.execute(q).all()
 
 
 def _bind_new_sessions(ctx: _Context, deltas: Sequence[Any], keys: set[tuple[str, str]]) -> None:
@@ -320,6 +349,11 @@ def _charge_one(ctx: _Context, d: Any) -> int:
         elif seconds:
             log.warning("call %s to %r of subscriber %d: no voice rate, not charged",
                         d.source_id, number, d.subscriber_id)
+    elif tariff is not None and tariff.allowance is None:
+        sess.rating, charge = rate_delta_charge(tariff, sess.rating,
+                                                utc_ts(d.period_end) - seconds, seconds, oin,
+                                                oout, acct.currency)
+        what = f"session +{seconds}s in {oin} out {oout}"
     elif tariff is not None:
         left, akey = _allowance_left(ctx, acct, tariff, d.period_end)
         start = utc_ts(d.period_end) - seconds
@@ -337,7 +371,7 @@ def _charge_one(ctx: _Context, d: Any) -> int:
         acct.balance -= charge
         acct.delta -= charge
         ctx.ledger.append({
-            "account_id": acct.id, "kind": EntryKind.CHARGE.value, "amount": -charge,
+            "account_id": acct.id, "kind": _CHARGE, "amount": -charge,
             "idempotency_key": f"usage:{d.id}", "reference": None, "source_id": d.source_id,
             "description": what[:255], "created_at": ctx.now})
     return charge
@@ -402,24 +436,25 @@ def _hold_next_slices(ctx: _Context) -> None:
 
 def _write(ctx: _Context, delta_ids: list[int]) -> list[int]:
     conn, _now = ctx.conn, ctx.now
-    if ctx.ledger and conn.dialect.name == "mysql":
-        naive = _naive_utc(ctx.now)
-        assert naive is not None
-        lit = _mysql_literal(conn)
-        stamp = lit(naive)
-        _mysql_insert_values(
+    mysql_db = conn.dialect.name == "mysql"
+    if ctx.ledger and mysql_db:
+        esc, lit = packed.escaper(conn), packed.sql_str
+        stamp = packed.sql_time(ctx.now)
+        packed.execute_values(
             conn, "INSERT INTO ledger_entry (account_id, kind, amount, idempotency_key, "
                   "reference, source_id, description, created_at) VALUES ",
-            [f"({int(e['account_id'])},{lit(e['kind'])},{int(e['amount'])},"
-             f"{lit(e['idempotency_key'])},{lit(e['reference'])},{lit(e['source_id'])},"
-             f"{lit(e['description'])},{stamp})" for e in ctx.ledger])
+            [f"({int(e['account_id'])},{lit(e['kind'], esc)},{int(e['amount'])},"
+             f"{lit(e['idempotency_key'], esc)},{lit(e['reference'], esc)},"
+             f"{lit(e['source_id'], esc)},{lit(e['description'], esc)},{stamp})"
+             for e in ctx.ledger])
     elif ctx.ledger:
         conn.execute(insert(LE), ctx.ledger)
     balance_updates = [{"aid": a.id, "delta": a.delta} for a in ctx.accounts.values() if a.delta]
-    if balance_updates and conn.dialect.name == "mysql":
-        _mysql_update_join(conn, "billing_account", "tmp_billing_balance",
+    if balance_updates and mysql_db:
+        packed.update_join(conn, "billing_account", "tmp_billing_balance",
                            [("delta", "BIGINT NOT NULL")],
-                           [{"id": r["aid"], "delta": r["delta"]} for r in balance_updates],
+                           [f"({int(r['aid'])},{int(r['delta'])})"
+                            for r in sorted(balance_updates, key=lambda r: r["aid"])],
                            "t.balance = t.balance + u.delta")
     elif balance_updates:
         conn.execute(update(ACC).where(ACC.c.id == bindparam("aid"))
@@ -448,6 +483,9 @@ def _write(ctx: _Context, delta_ids: list[int]) -> list[int]:
 
 
 def _write_sessions(ctx: _Context) -> None:
+    if ctx.conn.dialect.name == "mysql":
+        _write_sessions_mysql(ctx)
+        return
     conn, now = ctx.conn, ctx.now
     new_rows, upd_rows = [], []
     for s in ctx.sessions.values():
@@ -468,14 +506,7 @@ def _write_sessions(ctx: _Context) -> None:
             upd_rows.append({**values, "cid": s.id, "src": s.source, "srcid": s.source_id})
     if new_rows:
         conn.execute(insert(CS), new_rows)
-    if upd_rows and conn.dialect.name == "mysql":
-        stamp = _naive_utc(now)
-        assert stamp is not None
-        _mysql_update_join(conn, "charging_session", "tmp_billing_session", SESSION_COLUMNS,
-                           [_mysql_session_row(r) for r in upd_rows],
-                           ", ".join(f"t.{c} = u.{c}" for c, _ in SESSION_COLUMNS)
-                           + f", t.updated_at = '{stamp.isoformat(sep=' ')}'")
-    elif upd_rows:
+    if upd_rows:
         conn.execute(update(CS).where(CS.c.id == bindparam("cid")).values(
             source=bindparam("src"), source_id=bindparam("srcid"),
             **{k: bindparam(k) for k in ("state", "reserved", "charged", "rating",
@@ -483,85 +514,55 @@ def _write_sessions(ctx: _Context) -> None:
                                          "destination", "updated_at")}), upd_rows)
 
 
+#: What every charge changes in a session row (the temporary table's columns) ...
 SESSION_COLUMNS = [
-    ("source", "VARCHAR(8)"), ("source_id", "VARCHAR(64)"), ("state", "VARCHAR(10)"),
-    ("reserved", "BIGINT"), ("charged", "BIGINT"), ("rating", "LONGTEXT"),
-    ("exhausts_at", "DATETIME(6) NULL"), ("throttled", "TINYINT"),
+    ("state", "VARCHAR(10)"), ("reserved", "BIGINT"), ("charged", "BIGINT"),
+    ("rating", "LONGTEXT"), ("exhausts_at", "DATETIME(6) NULL"), ("throttled", "TINYINT"),
     ("last_usage_at", "DATETIME(6) NULL"), ("destination", "VARCHAR(64) NULL")]
+#: ... and what only the first usage of a reservation adds (it binds it to its source).
+BIND_COLUMNS = [("source", "VARCHAR(8)"), ("source_id", "VARCHAR(64)")]
 
 
-def _naive_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
-
-
-def _mysql_session_row(r: dict[str, Any]) -> dict[str, Any]:
-    return {"id": r["cid"], "source": r["src"], "source_id": r["srcid"], "state": r["state"],
-            "reserved": r["reserved"], "charged": r["charged"],
-            "rating": json.dumps(r["rating"], separators=(",", ":")),
-            "exhausts_at": _naive_utc(r["exhausts_at"]), "throttled": int(r["throttled"]),
-            "last_usage_at": _naive_utc(r["last_usage_at"]),
-            "destination": r["destination"]}
-
-
-def _mysql_literal(conn: Connection) -> Any:
-    """A value as a SQL literal: numbers and times formatted here, strings quoted by the
-    driver (which knows the connection's escaping mode)."""
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None
-    quote = dbapi.escape
-
-    def lit(v: Any) -> str:
-        t = type(v)
-        if v is None:
-            return "NULL"
-        if t is int:
-            return str(v)
-        if t is bool:
-            return "1" if v else "0"
-        if t is datetime:
-            return f"'{v:%Y-%m-%d %H:%M:%S.%f}'"
-        return str(quote(v))
-
-    return lit
-
-
-def _mysql_insert_values(conn: Connection, head: str, values: list[str],
-                         chunk: int = 2000) -> None:
-    """Multi-row INSERTs from values already rendered as SQL literals by the driver."""
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        for i in range(0, len(values), chunk):
-            # No parameters: the driver does no %-formatting of the rendered literals.
-            cursor.execute(head + ",".join(values[i:i + chunk]))
-    finally:
-        cursor.close()
-
-
-def _mysql_update_join(conn: Connection, target: str, tmp: str,
-                       columns: list[tuple[str, str]], rows: list[dict[str, Any]],
-                       assignments: str) -> None:
-    """Many row updates in three statements: PyMySQL sends an UPDATE executemany row by row,
-    but a multi-row INSERT into a temporary table and one UPDATE ... JOIN go at once."""
-    cols = ", ".join(f"{name} {kind}" for name, kind in columns)
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {tmp} "
-                         f"(id BIGINT PRIMARY KEY, {cols}) ENGINE=InnoDB")
-    conn.exec_driver_sql(f"DELETE FROM {tmp}")
-    names = ["id"] + [name for name, _ in columns]
-    lit = _mysql_literal(conn)
-    _mysql_insert_values(conn, f"INSERT INTO {tmp} ({', '.join(names)}) VALUES ",
-                         ["(" + ",".join(lit(r[n]) for n in names) + ")"
-                          for r in sorted(rows, key=lambda r: r["id"])])
-    # STRAIGHT_JOIN: drive from the temporary table, so only the rows named are read and
-    # locked (in id order), never a scan of the target that would lock its other rows.
-    conn.exec_driver_sql(f"UPDATE {tmp} u STRAIGHT_JOIN {target} t ON t.id = u.id "
-                         f"SET {assignments}")
+def _write_sessions_mysql(ctx: _Context) -> None:
+    """Sessions rendered by column type: new ones inserted, the others updated by JOIN."""
+    conn = ctx.conn
+    esc, lit, when, lit_json = packed.escaper(conn), packed.sql_str, packed.sql_time, \
+        packed.sql_json
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    stamp = when(ctx.now)
+    new_rows, upd_rows, bind_rows = [], [], []
+    for s in sorted((s for s in ctx.sessions.values() if s.dirty),
+                    key=lambda s: s.id or 0):
+        common = (f"{lit(s.state, esc)},{int(s.reserved)},{int(s.charged)},"
+                  f"{lit_json(dumps(s.rating.to_json()), esc)},{when(s.exhausts_at)},"
+                  f"{int(s.throttled)},{when(s.last_usage_at)},{lit(s.destination, esc)}")
+        if s.id is None:
+            new_rows.append(f"({int(ctx.accounts[s.subscriber_id].id)},{int(s.subscriber_id)},"
+                            f"{lit(s.source, esc)},{lit(s.source_id, esc)},'',{common},"
+                            f"{stamp},{stamp})")
+        elif s.bound_reservation:
+            bind_rows.append(f"({int(s.id)},{common},{lit(s.source, esc)},"
+                             f"{lit(s.source_id, esc)})")
+        else:
+            upd_rows.append(f"({int(s.id)},{common})")
+    if new_rows:
+        packed.execute_values(
+            conn, "INSERT INTO charging_session (account_id, subscriber_id, source, source_id, "
+                  "user_name, " + ", ".join(c for c, _ in SESSION_COLUMNS)
+                  + ", created_at, updated_at) VALUES ", new_rows)
+    for tmp, columns, rows in (("tmp_billing_session", SESSION_COLUMNS, upd_rows),
+                               ("tmp_billing_bind", SESSION_COLUMNS + BIND_COLUMNS, bind_rows)):
+        if rows:
+            packed.update_join(conn, "charging_session", tmp, columns, rows,
+                               ", ".join(f"t.{c} = u.{c}" for c, _ in columns)
+                               + f", t.updated_at = {stamp}")
 
 
 def _settle_accounts(ctx: _Context) -> list[int]:
     """Block accounts this batch took below their limit (their sessions are cut next)."""
     blocked = []
     for acct in ctx.accounts.values():
-        if acct.status != AccountStatus.ACTIVE.value or not acct.delta:
+        if acct.status != _ACTIVE or not acct.delta:
             continue
         plan_id = ctx.plan_of.get(acct.subscriber_id)
         tariff = ctx.tariffs.get(plan_id) if plan_id else None

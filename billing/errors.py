@@ -35,3 +35,7 @@ class LedgerMismatch(BillingError):
 
 class CurrencyMismatch(BillingError):
     """An amount in one currency was applied to an account kept in another."""
+
+
+class PackedResultTruncated(BillingError):
+    """A packed (GROUP_CONCAT) read came back short: never act on part of a batch."""

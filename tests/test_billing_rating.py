@@ -28,6 +28,7 @@ from billing.rating import (
     octets64,
     rate_call_delta,
     rate_delta,
+    rate_delta_charge,
     seconds_affordable,
     slice_cost,
     split_by_bands,
@@ -282,6 +283,31 @@ def test_split_updates_sum_to_single_rating(parts: list[tuple[int, int, int]], s
     assert total_charge == state.charged
     assert total_charge == round_to_minor(state.cost_micro / 10**6, USD)
     assert total_charge >= 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 3 * 10**9),
+                          st.integers(0, 10**9)), min_size=1, max_size=6),
+       st.integers(ts("2024-05-01T00:00:00"), ts("2024-05-08T00:00:00")),
+       st.sampled_from([1, 7, 30, 60]), st.sampled_from([1, 60]), st.booleans(),
+       st.sampled_from(["USD", "JPY", "KWD"]))
+def test_charging_fast_path_equals_rate_delta(parts: list[tuple[int, int, int]], start: int,
+                                              increment: int, unit: int, bands: bool,
+                                              currency: str) -> None:
+    """rate_delta_charge gives rate_delta's exact state (stored JSON) and charge."""
+    t = Tariff(plan_id=1, plan_name="p", time_price=parse_price("0.0701"), time_unit=unit,
+               time_increment=increment, bands=(NIGHT,) if bands else (),
+               price_per_mb_in=parse_price("0.0013"), price_per_mb_out=parse_price("0.0021"))
+    slow = fast = SessionRating()
+    at = start
+    for seconds, oin, oout in parts:
+        r = rate_delta(t, slow, at, seconds, oin, oout, currency)
+        fast, charge = rate_delta_charge(t, fast, at, seconds, oin, oout, currency)
+        assert charge == r.charge
+        assert fast.to_json() == r.state.to_json()
+        slow = SessionRating.from_json(r.state.to_json())
+        fast = SessionRating.from_json(fast.to_json())
+        at += seconds
 
 
 # --- calls -----------------------------------------------------------------------------
