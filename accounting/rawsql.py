@@ -1,4 +1,4 @@
-"""The group commit's two big MariaDB statements, rendered per batch instead of per value.
+"""The group commit's MariaDB statements, rendered per batch instead of per value.
 
 Profiling the accounting bench (py-spy, bench/acct_bench.py) showed the DB
 thread spending most of its time not in MariaDB but in layers around each
@@ -9,8 +9,11 @@ each of ~18 values per row, and on the way back SQLAlchemy's result
 processors for the 33 columns of every locked row.
 
 Here the same statements are written out once per batch: integers with
-``int.__repr__``, NULL, booleans as 1/0, timestamps converted to naive UTC
-(what UTCDateTime stores) with ``datetime.isoformat``, and every string
+``int.__repr__``, NULL, booleans as 1/0, timestamps as microseconds since
+1970-01-01 UTC added to that instant in SQL (what UTCDateTime stores: naive
+UTC; plain DATETIME arithmetic, no session time zone involved; locked rows
+are read back the same way, which also spares PyMySQL's slow DATETIME
+parsing), and every string
 through the connection's own ``escape`` (the function PyMySQL's mogrify
 calls, which honours NO_BACKSLASH_ESCAPES); anything else also goes to that
 ``escape``. The text goes through SQLAlchemy's ``exec_driver_sql`` with
@@ -37,6 +40,8 @@ from radbill.db.base import UTCDateTime
 MAX_STATEMENT = 1024000
 _NO_PARAMETERS = {"no_parameters": True}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH_SQL = "TIMESTAMP'1970-01-01 00:00:00'"
+MICROSECOND = timedelta(microseconds=1)
 
 
 def _escaper(session: Session) -> tuple[Any, Callable[[Any], str]]:
@@ -61,8 +66,9 @@ def _renderer(escape: Callable[[Any], str], width: int | None) -> Callable[[Any]
         if isinstance(value, datetime):
             if value.tzinfo is None:
                 raise ValueError("naive datetime given to a UTC column")
-            naive = value.astimezone(UTC).replace(tzinfo=None)
-            return "'" + naive.isoformat(" ", "microseconds") + "'"
+            # Microseconds since 1970 in UTC, added in SQL: exact, and a quarter of the
+            # CPU of formatting the timestamp as text.
+            return f"TIMESTAMPADD(MICROSECOND, {(value - EPOCH) // MICROSECOND}, {EPOCH_SQL})"
         return escape(value)
 
     return render
@@ -115,7 +121,7 @@ def lock_rows(session: Session, table: Table, uids: Iterable[str]) -> dict[str, 
     flags = [i for i, c in enumerate(table.columns) if isinstance(c.type, Boolean)]
     # Timestamps travel as microseconds since 1970 (plain DATETIME arithmetic, no time
     # zone involved): PyMySQL parses an integer in a fraction of its DATETIME parsing.
-    selected = [f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01', {table.name}.{n})" if i in stamps
+    selected = [f"TIMESTAMPDIFF(MICROSECOND, {EPOCH_SQL}, {table.name}.{n})" if i in stamps
                 else f"{table.name}.{n}" for i, n in enumerate(names)]
     sql = (f"SELECT {', '.join(selected)} FROM {table.name} "
            f"WHERE {table.name}.unique_id IN ({', '.join(escape(u) for u in wanted)}) FOR UPDATE")

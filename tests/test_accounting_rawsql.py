@@ -181,3 +181,23 @@ def test_subscriber_lookup_matches_sqlalchemy(engine: Engine) -> None:
             .where(Subscriber.login.in_(logins))).all())
     assert raw == orm
     assert {login for _, login, _ in raw} == {*HOSTILE[:8], "alice", "noplan"}
+
+
+def test_timestamps_do_not_depend_on_the_session_time_zone(engine: Engine) -> None:
+    """Timestamps written and read as microseconds since 1970 ignore the connection's time_zone."""
+    _mariadb(engine)
+    from sqlalchemy import text
+
+    with Session(engine) as s, s.begin():
+        n = seed(s)["nas1"]
+    start = rec(AcctStatus.START, nas_id=n, sid="TZ1", t=0.654321)
+    with Session(engine) as s, s.begin():
+        s.execute(text("SET time_zone = '+05:00'"))
+        thd_apply_records(s, [start], POLICY, thd_record_usage)
+        locked = rawsql.lock_rows(s, SESSION_TABLE, [start.unique_id])[start.unique_id]
+        s.execute(text("SET time_zone = SYSTEM"))
+    with Session(engine) as s:
+        row = session_row(s, start)
+    assert row is not None
+    assert row["started_at"] == start.event_at == locked["started_at"]
+    assert row["started_at"].microsecond == 654321
