@@ -16,8 +16,7 @@ about twice as much CPU per row; and a cache hit costs no Deferred at all.
 from __future__ import annotations
 
 import random
-from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -94,22 +93,34 @@ def thd_load_subscriber(session: Session, login: str) -> SubscriberAuth | None:
 
 
 class CredentialStore:
+    """Subscribers by login, cached for ``ttl`` seconds; see the module docstring.
+
+    Expiry times and entries live in two dicts, not one dict of tuples, and every
+    subscriber on a plan shares one PlanService: with 10,000 subscribers cached,
+    those tuples and copies were 20,000 more objects for every full garbage
+    collection to walk (bench/auth_bench.py, gc.get_objects()).
+    """
+
+    MAX_PLANS = 10_000
+
     def __init__(self, dbpool: DBPool, clock: IReactorTime, ttl: float = 10.0,
                  max_entries: int = 200_000) -> None:
         self.dbpool = dbpool
         self.clock = clock
         self.ttl = ttl
         self.max_entries = max_entries
-        self._cache: OrderedDict[str, tuple[float, SubscriberAuth | None]] = OrderedDict()
+        self._expires: dict[str, float] = {}  # insertion order is load order
+        self._entries: dict[str, SubscriberAuth | None] = {}
+        self._plans: dict[PlanService, PlanService] = {}
         # Logins being loaded now -> the Deferreds of the requests waiting for that load,
         # so a burst of requests for one subscriber costs one query (only when caching).
         self._loading: dict[str, list[defer.Deferred[SubscriberAuth | None]]] = {}
 
     def get(self, login: str) -> Maybe[SubscriberAuth | None]:
         now = self.clock.seconds()
-        hit = self._cache.get(login)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        expires = self._expires.get(login)
+        if expires is not None and expires > now:
+            return self._entries[login]
         waiting: defer.Deferred[SubscriberAuth | None] = defer.Deferred()
         waiters = self._loading.get(login)
         if waiters is not None:
@@ -129,14 +140,29 @@ class CredentialStore:
             # Kept only when nobody invalidated the login meanwhile: the load may have
             # read the row before the change the invalidation was about.
             del self._loading[login]
-            self._cache.pop(login, None)
-            if len(self._cache) >= self.max_entries:
-                self._cache.popitem(last=False)
+            result = self._share_plan(result)
+            self._forget(login)
+            if len(self._expires) >= self.max_entries:
+                self._forget(next(iter(self._expires)))
             # Up to a fifth shorter at random: subscribers loaded together (a first pass,
             # a flush) then expire spread out instead of all reloading in the same second.
-            self._cache[login] = (started + self.ttl * (1.0 - 0.2 * random.random()), result)
+            self._expires[login] = started + self.ttl * (1.0 - 0.2 * random.random())
+            self._entries[login] = result
         for waiting in waiters:
             waiting.callback(result)
+
+    def _share_plan(self, sub: SubscriberAuth | None) -> SubscriberAuth | None:
+        own = getattr(sub, "plan", None)
+        if own is None:
+            return sub
+        if len(self._plans) >= self.MAX_PLANS:
+            self._plans.clear()
+        plan = self._plans.setdefault(own, own)
+        return sub if plan is own else replace(sub, plan=plan)  # type: ignore[type-var]
+
+    def _forget(self, login: str) -> None:
+        if self._expires.pop(login, None) is not None:
+            del self._entries[login]
 
     def _failed(self, failure: Failure, login: str,
                 waiters: list[defer.Deferred[SubscriberAuth | None]]) -> None:
@@ -148,8 +174,10 @@ class CredentialStore:
     def invalidate(self, login: str | None = None) -> None:
         # A load already running may have read the old row: later requests start a new one.
         if login is None:
-            self._cache.clear()
+            self._expires.clear()
+            self._entries.clear()
+            self._plans.clear()
             self._loading.clear()
         else:
-            self._cache.pop(login, None)
+            self._forget(login)
             self._loading.pop(login, None)

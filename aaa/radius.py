@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 from aaa import metrics
 from aaa.acct_decode import AcctRequestPacket
 from aaa.clients import ClientTable, NasClient
-from aaa.dedupe import DuplicateCache
+from aaa.dedupe import DuplicateCache, Key, request_key
 from aaa.maybe import Maybe, is_deferred
 from aaa.outcome import Decision, Outcome, rule_for
 from aaa.wire import HEADER_LEN, MESSAGE_AUTHENTICATOR, PROXY_STATE, Malformed, check_packet
@@ -266,7 +266,7 @@ class RadiusServerProtocol(DatagramProtocol):
             self._drop("bad-authenticator", addr,
                        f"{client.name}: Request Authenticator mismatch (wrong shared secret?)")
             return
-        key = (host, port, data[1], data[4:20])
+        key = request_key(host, port, data)
         seen, cached = self.dedupe.lookup(key)
         if seen:
             self._duplicates.inc()
@@ -323,7 +323,7 @@ class RadiusServerProtocol(DatagramProtocol):
     # -- dispatch and reply ----------------------------------------------------------
 
     def _dispatch(self, code: int, pkt: P.Packet, client: NasClient,
-                  key: tuple[str, int, int, bytes], addr: tuple[str, int]) -> None:
+                  key: Key, addr: tuple[str, int]) -> None:
         started = time.perf_counter()
         self.in_flight += 1
         self._in_flight_count.value += 1
@@ -355,7 +355,7 @@ class RadiusServerProtocol(DatagramProtocol):
         log.error("reply failed: %s", failure.getErrorMessage(), exc_info=failure.value)
 
     def _reply(self, decision: Decision, pkt: P.Packet, client: NasClient,
-               key: tuple[str, int, int, bytes], addr: tuple[str, int], started: float) -> None:
+               key: Key, addr: tuple[str, int], started: float) -> None:
         self.in_flight -= 1
         self._in_flight_count.value -= 1
         raw = None

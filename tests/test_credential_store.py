@@ -77,3 +77,29 @@ def test_entries_expire_spread_within_the_ttl() -> None:
     for i in range(200):
         store.get(f"u{i}")
     assert len(pool.pending) == 200  # all expired by 1.0 x ttl (the earlier reloads still run)
+
+
+def test_subscribers_of_one_plan_share_its_object_and_the_cache_is_bounded() -> None:
+    """Equal plans loaded for two logins become one object; beyond max_entries the oldest go."""
+    from aaa.credentials import PlanService, SubscriberAuth
+    from radbill.db.models import SubscriberStatus
+
+    def sub(login: str) -> SubscriberAuth:
+        plan = PlanService(id=1, name="home", rate_limit="1M/1M", session_timeout=None,
+                           idle_timeout=None, interim_interval=None, simultaneous_use=None,
+                           framed_protocol=None, extra_reply=())
+        return SubscriberAuth(id=1, login=login, status=SubscriberStatus.ACTIVE,
+                              password_hash=None, nt_hash=None, chap_enabled=False,
+                              cleartext=None, static_ip=None, plan=plan)
+
+    pool, clock = ManualPool(), Clock()
+    store = CredentialStore(pool, clock, ttl=60, max_entries=2)  # type: ignore[arg-type]
+    alice, bob, carol = (got(store.get(name)) for name in ("alice", "bob", "carol"))
+    for d, login in zip(pool.pending, ("alice", "bob", "carol"), strict=True):
+        d.callback(sub(login))
+    assert alice[0].plan is bob[0].plan is carol[0].plan
+    assert alice[0].plan == sub("x").plan and alice[0].login == "alice"
+    assert got(store.get("carol")) == carol and got(store.get("bob")) == bob
+    pool.pending.clear()
+    store.get("alice")
+    assert len(pool.pending) == 1  # evicted when carol came in

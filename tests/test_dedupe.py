@@ -11,7 +11,7 @@ from __future__ import annotations
 from pyrad import packet as P
 from twisted.internet import task
 
-from aaa.dedupe import DuplicateCache
+from aaa.dedupe import DuplicateCache, request_key
 from aaa.outcome import Decision, Outcome
 from tests.test_radius_protocol import (
     NAS_ADDR,
@@ -114,6 +114,18 @@ def test_key_fields_all_matter() -> None:
     for other in [("192.0.2.2", *KEY[1:]), (KEY[0], 1646, *KEY[2:]), (*KEY[:2], 8, KEY[3]),
                   (*KEY[:3], b"B" * 16)]:
         assert cache.lookup(other) == (False, None)  # type: ignore[arg-type]
+
+
+def test_request_key_tells_every_field_apart() -> None:
+    """The listener's key differs with address, port, Identifier or authenticator, else equal."""
+    datagram = bytes((1, 7, 0, 20)) + b"A" * 16
+    key = request_key("192.0.2.1", 1645, datagram)
+    assert key == request_key("192.0.2.1", 1645, bytes(datagram))
+    others = [request_key("192.0.2.11", 1645, datagram), request_key("192.0.2.1", 1646, datagram),
+              request_key("192.0.2.1", 1645, datagram[:1] + b"\x08" + datagram[2:]),
+              request_key("192.0.2.1", 1645, datagram[:4] + b"B" * 16),
+              request_key("2001:db8::1", 1645, datagram)]
+    assert len({key, *others}) == 6
 
 
 def test_cache_is_bounded_by_max_entries() -> None:
