@@ -8,14 +8,19 @@ database: a session whose Stop was answered must be stored closed with the
 Stop's exact counters; any other answered request's counters must be there.
 
     .venv/bin/python bench/acct_bench.py [--sessions 2000] [--interims 8]
-        [--targets minimal,radbill-sqlite,radbill-mariadb,freeradius-mariadb] [--repeat 3]
-        [--mysql mysql+pymysql://root@127.0.0.1:3306] [--out bench/results/acct.json]
+        [--targets minimal,minimal-2proc,radbill-sqlite,radbill-mariadb,freeradius-mariadb]
+        [--repeat 3]
+        [--mysql mysql+pymysql://root@127.0.0.1:3306] [--out bench/results/acct-<UTC time>.json]
 
 FreeRADIUS needs the Debian packages freeradius and freeradius-mysql; it is
 skipped (and said so) when they are missing. Both servers write to the same
 MariaDB server, each in its own database (radbill_bench, radius_bench).
 ``minimal`` (bench/acct/minimal.py) decodes, checks and answers with pyrad and
-stores nothing: the most this runtime can do per request, with no "stored" check.
+stores nothing: the most this runtime can do per request, with no "stored" check;
+``minimal-2proc`` is two of them sharing the port (SO_REUSEPORT), what two
+processes of this runtime could do on this machine before storing anything.
+Each row reports the server's CPU per acknowledged request (/proc), and for
+the MariaDB rows the MariaDB server's, which a shared machine hardly distorts.
 """
 
 from __future__ import annotations
@@ -344,13 +349,15 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=1, help="rounds over all targets")
     p.add_argument("--pool-size", type=int, default=4, help="radbill DB connections (MariaDB)")
     p.add_argument("--group-commit-ms", type=float, default=5.0)
-    p.add_argument("--targets", default="minimal,radbill-sqlite,radbill-mariadb,freeradius-mariadb",
+    p.add_argument("--targets",
+                   default="minimal,minimal-2proc,radbill-sqlite,radbill-mariadb,freeradius-mariadb",
                    help="minimal is bench/acct/minimal.py: pyrad decode + check + reply, "
                         "storing nothing (the ceiling of this runtime); minimal-2proc is two "
                         "of them sharing the port (SO_REUSEPORT)")
     p.add_argument("--mysql", default="mysql+pymysql://root@127.0.0.1:3306",
                    help="MariaDB server (no database part) for both servers")
-    p.add_argument("--out", default=str(ROOT / "bench/results/acct.json"))
+    p.add_argument("--out", default=str(ROOT / "bench/results" / time.strftime(
+        "acct-%Y%m%dT%H%M%SZ.json", time.gmtime())))
     args = p.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="acct-bench-") as tmp:
