@@ -257,9 +257,11 @@ def verify(result: dict[str, Any], stored: dict[str, tuple[int, int, int, bool]]
             "wrong": wrong, "all_acknowledged_stored": missing == 0 and wrong == 0}
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """CPU time of a process, or of one of its threads (``thread`` = its tid)."""
+    where = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(where).read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
@@ -316,12 +318,20 @@ def run_target(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
     mariadb = mariadb_pid() if name.endswith("mariadb") else None
     try:
         cpu_before = cpu_seconds(proc.pid)
+        main_before = cpu_seconds(proc.pid, proc.pid)
         db_before = cpu_seconds(mariadb) if mariadb else 0.0
         result = load(port, prefix, args)
         server_cpu = cpu_seconds(proc.pid) - cpu_before
+        main_cpu = cpu_seconds(proc.pid, proc.pid) - main_before
         db_cpu = cpu_seconds(mariadb) - db_before if mariadb else None
     finally:
         stop(proc)
+    if db is not None:
+        # radbill's main thread is the reactor; the others are the DB pool and spool threads.
+        acked = max(result["acked"], 1)
+        result["reactor_thread_cpu_us_per_request"] = round(main_cpu / acked * 1e6, 1)
+        result["other_threads_cpu_us_per_request"] = round(
+            (server_cpu - main_cpu) / acked * 1e6, 1)
     if db_cpu is not None:
         # Includes anything else the shared MariaDB server did meanwhile.
         result["mariadb_cpu_seconds"] = round(db_cpu, 2)
