@@ -11,13 +11,15 @@ the last of each session final. Seeding is not timed.
 
 Timed: the billing loop's charging pass (billing.charging.thd_charge_pending)
 called until no unrated delta is left: select the batch, lock the accounts,
-rate in Python, insert ledger entries with executemany, move balances, update
-charging sessions and hold the next slice, mark the deltas rated, commit.
-Then ``ledger check`` must pass and every delta must be rated.
+rate in Python, insert the ledger entries, move balances, update charging
+sessions and hold the next slice, mark the deltas rated, commit. Then
+``ledger check`` must pass and every delta must be rated. Also reported: CPU
+per record of the charging processes and of the local mariadbd (which also
+serves whatever else uses it at the time).
 
 Usage:
     .venv/bin/python bench/rating_bench.py [--records 1000000] [--subscribers 100000]
-        [--batch 5000] [--backends sqlite,mariadb]
+        [--batch 5000] [--backends sqlite,mariadb] [--workers 1]
         [--mariadb-url mysql+pymysql://root@127.0.0.1:3306/bench_billing]
 Results: a table on stdout and bench/results/rating-<time>.json.
 """
@@ -29,6 +31,7 @@ import json
 import multiprocessing
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -125,11 +128,23 @@ def seed(pool: DBPool, subscribers: int, records: int) -> None:
             c.execute(insert(UsageDeltaRow), rows)
 
 
-def charge_all(url: str, batch: int, name: str) -> tuple[int, int, int]:
-    """The loop's charging step until nothing is left: (rated, charged minor, entries)."""
+def server_cpu_seconds() -> float | None:
+    """CPU time the local mariadbd has used so far (all its threads); None if not local."""
+    try:
+        pid = subprocess.run(["pidof", "mariadbd"], capture_output=True, text=True,
+                             check=False).stdout.split()[0]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (IndexError, OSError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def charge_all(url: str, batch: int, name: str) -> tuple[int, int, int, float]:
+    """The loop's charging step until nothing is left: (rated, charged minor, entries, CPU s)."""
     engine = make_engine(url, pool_size=2)
     pool = DBPool(engine)
     rated = charged = entries = 0
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     while True:
         r = pool.run_sync(thd_charge_pending, "USD", 300, 50_000_000, batch)
@@ -142,7 +157,7 @@ def charge_all(url: str, batch: int, name: str) -> tuple[int, int, int]:
             el = time.perf_counter() - t0
             print(f"[{name}]   {rated:,} rated, {rated / el:,.0f}/s", flush=True)
     engine.dispose()
-    return rated, charged, entries
+    return rated, charged, entries, time.process_time() - cpu0
 
 
 def run_backend(name: str, url: str, records: int, subscribers: int, batch: int,
@@ -158,17 +173,19 @@ def run_backend(name: str, url: str, records: int, subscribers: int, batch: int,
     engine.dispose()  # nothing of the parent's pool may cross a fork
     workers = 1 if name == "sqlite" else max(1, workers)
     load_before = os.getloadavg()[0]
+    server0 = server_cpu_seconds() if name == "mariadb" else None
     t0 = time.perf_counter()
     if workers == 1:
-        rated, charged, entries = charge_all(url, batch, name)
+        rated, charged, entries, cpu = charge_all(url, batch, name)
     else:
         # Concurrent passes (as when `radbill billing run` runs beside the service):
         # SKIP LOCKED hands each its own deltas; accounts are locked in id order.
         with multiprocessing.get_context("fork").Pool(workers) as procs:
             parts = procs.starmap(charge_all, [(url, batch, f"{name}/{i}")
                                                for i in range(workers)])
-        rated, charged, entries = (sum(p[k] for p in parts) for k in range(3))
+        rated, charged, entries, cpu = (sum(p[k] for p in parts) for k in range(4))
     elapsed = time.perf_counter() - t0
+    server1 = server_cpu_seconds() if server0 is not None else None
     check = pool.run_sync(thd_check)
     with engine.connect() as c:
         left = int(c.execute(text("SELECT COUNT(*) FROM usage_delta WHERE rated = 0")).scalar()
@@ -179,10 +196,17 @@ def run_backend(name: str, url: str, records: int, subscribers: int, batch: int,
               "seconds": round(elapsed, 2), "records_per_second": round(rated / elapsed),
               "ledger_entries": entries, "charged_minor": charged, "unrated_left": left,
               "ledger_check_ok": not check.mismatches, "accounts_checked": check.accounts,
+              # CPU per record: the charging processes (Python + PyMySQL) and the whole
+              # mariadbd (which also serves anything else using it at the time)
+              "python_cpu_us_per_record": round(cpu / max(rated, 1) * 1e6, 1),
+              "mariadbd_cpu_us_per_record": None if server0 is None or server1 is None
+              else round((server1 - server0) / max(rated, 1) * 1e6, 1),
               # others' work on the same 2 cores skews the rate: say how busy it was
               "loadavg_1min_before_after": [round(load_before, 2),
                                             round(os.getloadavg()[0], 2)]}
     print(f"[{name}] {rated:,} records in {elapsed:.1f} s = {rated / elapsed:,.0f} records/s; "
+          f"CPU per record: charging {result['python_cpu_us_per_record']} µs, mariadbd "
+          f"{result['mariadbd_cpu_us_per_record']} µs; "
           f"{entries:,} ledger entries; ledger check "
           f"{'ok' if not check.mismatches else 'FAILED'}", flush=True)
     return result

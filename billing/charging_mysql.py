@@ -85,25 +85,24 @@ class SessionRow(NamedTuple):
     rating: dict[str, Any] | None
 
 
-def _prepare(conn: Connection) -> Any:
-    """The raw PyMySQL cursor; the session variables set once per connection."""
+def _cursor(conn: Connection) -> Any:
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
-    cursor = dbapi.cursor()
-    if not conn.info.get("billing_packed"):
-        # in_predicate_conversion_threshold = 0: MariaDB turns an IN list of 1000+ ids into a
-        # join with a value table, planned as a full index scan, which under FOR UPDATE
-        # locks every account (and makes two passes queue on each other).
-        cursor.execute(f"SET SESSION group_concat_max_len = {_GROUP_CONCAT_MAX}, "
-                       "in_predicate_conversion_threshold = 0")
-        conn.info["billing_packed"] = True
-    return cursor
+    return dbapi.cursor()
+
+
+# For the packed reads only (SET STATEMENT: nothing leaks into the pooled connection):
+# GROUP_CONCAT's limit raised, and in_predicate_conversion_threshold = 0, because MariaDB
+# turns an IN list of 1000+ ids into a join with a value table, planned as a full index
+# scan, which under FOR UPDATE locks every account (and makes two passes queue).
+_PACKED = (f"SET STATEMENT group_concat_max_len = {_GROUP_CONCAT_MAX}, "
+           "in_predicate_conversion_threshold = 0 FOR ")
 
 
 def _fetch_packed(conn: Connection, sql: str) -> list[str]:
-    cursor = _prepare(conn)
+    cursor = _cursor(conn)
     try:
-        cursor.execute(sql)
+        cursor.execute(_PACKED + sql)
         count, blob = cursor.fetchone()
     finally:
         cursor.close()
@@ -244,7 +243,7 @@ def escaper(conn: Connection) -> Any:
 
 def execute_values(conn: Connection, head: str, values: list[str], chunk: int = 5000) -> None:
     """Multi-row statements from rendered literals (no parameters: no %-formatting)."""
-    cursor = _prepare(conn)
+    cursor = _cursor(conn)
     try:
         for i in range(0, len(values), chunk):
             cursor.execute(head + ",".join(values[i:i + chunk]))
