@@ -94,7 +94,7 @@ def main() -> int:
     parts = sum(spent.values())
     for label, seconds in spent.items():
         print(f"{label:52} {seconds / n * 1e6:7.1f} us/record")
-    print(f"{'merge rules, deltas, record building, commit':52} {(total - parts) / n * 1e6:7.1f} "
+    print(f"{'the rest: merge rules, deltas, session, commit':52} {(total - parts) / n * 1e6:7.1f} "
           f"us/record")
     print(f"{'total (this process only)':52} {total / n * 1e6:7.1f} us/record")
     engine.dispose()
