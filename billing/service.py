@@ -3,7 +3,7 @@
 The job runs every ``billing.loop_interval`` seconds with ``max_instances=1``
 and ``coalesce=True``: a slow pass is never overlapped by the next and missed
 runs collapse into one. APScheduler runs jobs in the reactor's thread pool;
-the job hands the pass back to the reactor (``blockingCallFromThread``) so
+the job hands the pass back to the reactor (``callFromThread``, then waits) so
 all database work still goes through the DBPool and disconnects through the
 reactor. ``kick()`` runs a pass soon after accounting stored usage (wired
 through :func:`notifying_sink`), so an Interim-Update is charged and its
@@ -13,6 +13,7 @@ next slice held within about a second instead of at the next interval.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,7 @@ from apscheduler.schedulers.twisted import TwistedScheduler
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 from twisted.application import service
-from twisted.internet import defer, threads
+from twisted.internet import defer
 
 from billing.loop import BillingLoop
 from billing.usage import UsageDelta, UsageSink, thd_record_usage
@@ -29,6 +30,7 @@ from billing.usage import UsageDelta, UsageSink, thd_record_usage
 log = logging.getLogger(__name__)
 
 JOB_ID = "billing-loop"
+JOB_POLL_SECONDS = 0.2  # how often a waiting job thread checks for a stop
 
 
 class BillingService(service.Service):
@@ -46,13 +48,31 @@ class BillingService(service.Service):
         self._again = False  # a kick came during a pass: run another right after it
 
     def _job(self) -> None:
-        """Runs in a scheduler thread: wait for one whole pass on the reactor."""
+        """Runs in a scheduler thread: wait for one whole pass on the reactor.
+
+        Not ``blockingCallFromThread``: that waits forever when the reactor
+        stops before it runs the call, and the reactor's shutdown then joins
+        this thread forever (a process that never exits). Here the thread
+        gives up waiting once the service or the reactor has stopped;
+        ``stopService`` itself waits for a pass already running.
+        """
         if not self.running:
             return  # dispatched just before stopService: the pool it needs may be gone
-        try:
-            threads.blockingCallFromThread(self.reactor, self.run_pass)
-        except Exception:
-            log.exception("billing pass failed; the next pass retries")
+        finished = threading.Event()
+
+        def start() -> None:
+            if not self.running:
+                finished.set()
+                return
+            d = defer.maybeDeferred(self.run_pass)
+            d.addErrback(lambda f: log.error("billing pass failed; the next pass retries: %s",
+                                             f.getTraceback()))
+            d.addBoth(lambda _: finished.set())
+
+        self.reactor.callFromThread(start)
+        while not finished.wait(JOB_POLL_SECONDS):
+            if not self.running or not getattr(self.reactor, "running", True):
+                return
 
     def run_pass(self) -> defer.Deferred[Any]:
         d: defer.Deferred[Any] = self.loop.run_once()
