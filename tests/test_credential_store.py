@@ -8,6 +8,7 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from aaa.credentials import CredentialStore
+from tests.deferred_support import answered
 
 
 class ManualPool:
@@ -22,36 +23,27 @@ class ManualPool:
         return d
 
 
-def got(d: Any) -> list[Any]:
-    """What a get() has answered so far: a hit at once, a load when its Deferred fires."""
-    out: list[Any] = []
-    if isinstance(d, defer.Deferred):
-        d.addBoth(out.append)
-    else:
-        out.append(d)
-    return out
-
 
 def test_concurrent_misses_share_one_query() -> None:
     """Requests for a login being loaded wait for that load instead of starting their own."""
     pool, clock = ManualPool(), Clock()
     store = CredentialStore(pool, clock, ttl=60)  # type: ignore[arg-type]
-    waiting = [got(store.get("alice")) for _ in range(5)]
+    waiting = [answered(store.get("alice")) for _ in range(5)]
     assert len(pool.pending) == 1
     pool.pending.pop().callback("row")
     assert waiting == [["row"]] * 5
-    assert got(store.get("alice")) == ["row"] and not pool.pending
+    assert answered(store.get("alice")) == ["row"] and not pool.pending
 
 
 def test_invalidated_while_loading_is_not_cached() -> None:
     """A load that was running when the login changed answers its requests but is not kept."""
     pool, clock = ManualPool(), Clock()
     store = CredentialStore(pool, clock, ttl=60)  # type: ignore[arg-type]
-    first = got(store.get("alice"))
+    first = answered(store.get("alice"))
     store.invalidate("alice")
     pool.pending.pop().callback("old row")
     assert first == ["old row"]
-    later = got(store.get("alice"))
+    later = answered(store.get("alice"))
     assert later == [] and len(pool.pending) == 1  # a fresh read, not the old row
     pool.pending.pop().callback("new row")
     assert later == ["new row"]
@@ -94,12 +86,12 @@ def test_subscribers_of_one_plan_share_its_object_and_the_cache_is_bounded() -> 
 
     pool, clock = ManualPool(), Clock()
     store = CredentialStore(pool, clock, ttl=60, max_entries=2)  # type: ignore[arg-type]
-    alice, bob, carol = (got(store.get(name)) for name in ("alice", "bob", "carol"))
+    alice, bob, carol = (answered(store.get(name)) for name in ("alice", "bob", "carol"))
     for d, login in zip(pool.pending, ("alice", "bob", "carol"), strict=True):
         d.callback(sub(login))
     assert alice[0].plan is bob[0].plan is carol[0].plan
     assert alice[0].plan == sub("x").plan and alice[0].login == "alice"
-    assert got(store.get("carol")) == carol and got(store.get("bob")) == bob
+    assert answered(store.get("carol")) == carol and answered(store.get("bob")) == bob
     pool.pending.clear()
     store.get("alice")
     assert len(pool.pending) == 1  # evicted when carol came in

@@ -7,6 +7,7 @@ from typing import Any
 from twisted.internet import defer
 
 from aaa.refreshing import RefreshingCache
+from tests.deferred_support import answered
 
 
 class Loads:
@@ -24,25 +25,16 @@ class Loads:
         self.pending.pop(0)[1].callback(value)
 
 
-def results(d: Any) -> list[Any]:
-    """What a get() has answered so far: a plain value at once, a Deferred's when it fires."""
-    out: list[Any] = []
-    if isinstance(d, defer.Deferred):
-        d.addBoth(out.append)
-    else:
-        out.append(d)
-    return out
-
 
 def test_concurrent_misses_share_one_load() -> None:
     """Many requests for a key nobody has loaded yet cause one load and all get its value."""
     loads, now = Loads(), [0.0]
     cache = RefreshingCache(loads, lambda: now[0], ttl=10)
-    waiting = [results(cache.get("k")) for _ in range(50)]
+    waiting = [answered(cache.get("k")) for _ in range(50)]
     assert len(loads.pending) == 1
     loads.fire("v1")
     assert all(w == ["v1"] for w in waiting)
-    assert results(cache.get("k")) == ["v1"] and not loads.pending
+    assert answered(cache.get("k")) == ["v1"] and not loads.pending
 
 
 def test_expired_value_answers_while_one_reload_runs() -> None:
@@ -52,11 +44,11 @@ def test_expired_value_answers_while_one_reload_runs() -> None:
     cache.get("k")
     loads.fire("old")
     now[0] = 12.0
-    got = [results(cache.get("k")) for _ in range(20)]
+    got = [answered(cache.get("k")) for _ in range(20)]
     assert got == [["old"]] * 20
     assert len(loads.pending) == 1  # one background reload, not twenty
     loads.fire("new")
-    assert results(cache.get("k")) == ["new"]
+    assert answered(cache.get("k")) == ["new"]
 
 
 def test_value_past_the_grace_is_not_served() -> None:
@@ -66,7 +58,7 @@ def test_value_past_the_grace_is_not_served() -> None:
     cache.get("k")
     loads.fire("old")
     now[0] = 16.0
-    got = results(cache.get("k"))
+    got = answered(cache.get("k"))
     assert got == []
     loads.fire("new")
     assert got == ["new"]
@@ -76,11 +68,11 @@ def test_invalidate_during_a_load_does_not_keep_its_result() -> None:
     """A load running when its key is invalidated may have read old rows: not cached."""
     loads, now = Loads(), [0.0]
     cache = RefreshingCache(loads, lambda: now[0], ttl=10)
-    first = results(cache.get("k"))
+    first = answered(cache.get("k"))
     cache.invalidate("k")
     loads.fire("read-before-change")
     assert first == ["read-before-change"]  # its own waiter still gets an answer
-    second = results(cache.get("k"))
+    second = answered(cache.get("k"))
     assert second == [] and len(loads.pending) == 1  # not served from the cache
     loads.fire("fresh")
     assert second == ["fresh"]
@@ -90,7 +82,7 @@ def test_failed_load_reaches_waiters_and_is_retried() -> None:
     """A failing load errbacks its waiters and the next get loads again."""
     loads, now = Loads(), [0.0]
     cache = RefreshingCache(loads, lambda: now[0], ttl=10)
-    got = results(cache.get("k"))
+    got = answered(cache.get("k"))
     loads.pending.pop(0)[1].errback(RuntimeError("db down"))
     assert got[0].check(RuntimeError)
     cache.get("k")
@@ -104,9 +96,9 @@ def test_failed_background_reload_keeps_the_stale_value() -> None:
     cache.get("k")
     loads.fire("old")
     now[0] = 11.0
-    assert results(cache.get("k")) == ["old"]
+    assert answered(cache.get("k")) == ["old"]
     loads.pending.pop(0)[1].errback(RuntimeError("db down"))
-    assert results(cache.get("k")) == ["old"]
+    assert answered(cache.get("k")) == ["old"]
     assert len(loads.pending) == 1
 
 
@@ -122,7 +114,7 @@ def test_zero_ttl_loads_every_time() -> None:
 def test_synchronous_load_reaches_its_first_waiter() -> None:
     """A load that has already fired when it returns still answers the request that started it."""
     cache = RefreshingCache(lambda key: defer.succeed(key.upper()), lambda: 0.0, ttl=10)
-    assert results(cache.get("k")) == ["K"]
+    assert answered(cache.get("k")) == ["K"]
 
 
 def test_bounded() -> None:
