@@ -27,7 +27,7 @@ from aaa.clients import NasClient
 from aaa.credentials import CredentialStore, SubscriberAuth
 from aaa.maybe import Maybe, is_deferred, then
 from aaa.outcome import Decision, Outcome
-from radbill.db.models import SubscriberStatus
+from core.db.models import SubscriberStatus
 
 log = logging.getLogger(__name__)
 

@@ -51,8 +51,8 @@ from accounting.service import AccountingService, SpoolReplayer, StaleSweeper
 from accounting.spool import AsyncSpool
 from accounting.store import AcctPolicy
 from billing.usage import UsageSink, thd_record_usage
-from radbill.db.base import utcnow
-from radbill.db.pool import DBPool
+from core.db.base import utcnow
+from core.db.pool import DBPool
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from aaa.vendors import rate_limit_attributes
 from billing.rating import normalize_number
 from billing.reservation import Grant, SessionRequest, thd_reserve
 from billing.tariff_store import thd_priced_plan_ids
-from radbill.config import Config
-from radbill.db.models import Vendor
+from core.config import Config
+from core.db.models import Vendor
 
 log = logging.getLogger(__name__)
 

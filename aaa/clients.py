@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from radbill.db.models import Nas, Vendor
+from core.db.models import Nas, Vendor
 
 log = logging.getLogger(__name__)
 

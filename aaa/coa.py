@@ -36,7 +36,7 @@ from twisted.internet.protocol import DatagramProtocol
 from aaa.clients import NasClient, parse_network, thd_load_clients
 from aaa.vendors import PROFILES, rate_limit_attributes
 from billing.cutoff import CutAction, CutOutcome, CutResult, LiveSession, describe
-from radbill.db.models import Vendor
+from core.db.models import Vendor
 
 log = logging.getLogger(__name__)
 

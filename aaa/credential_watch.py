@@ -40,9 +40,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from aaa.credentials import CredentialStore
-from radbill.db.base import utcnow
-from radbill.db.models import Plan, Subscriber
-from radbill.db.pool import DBPool
+from core.db.base import utcnow
+from core.db.models import Plan, Subscriber
+from core.db.pool import DBPool
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from aaa.maybe import Maybe
-from radbill.db.models import Plan, Subscriber, SubscriberStatus
-from radbill.db.pool import DBPool
+from core.db.models import Plan, Subscriber, SubscriberStatus
+from core.db.pool import DBPool
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from aaa.billing_hook import thd_live_sessions_from_accounting
 from accounting.hygiene import thd_close_gone_session
 from accounting.models import AcctSession
 from billing.cutoff import CutOutcome, CutResult, LiveSession, describe
-from radbill.db.base import utcnow
-from radbill.db.models import Subscriber
-from radbill.errors import NotFound
+from core.db.base import utcnow
+from core.db.models import Subscriber
+from core.errors import NotFound
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,9 @@ from aaa.dictionary import load_dictionary
 from aaa.mschap import nt_password_hash
 from aaa.pap import MAX_USER_PASSWORD_LENGTH, hash_password
 from aaa.vendors import parse_rate_limit
-from radbill.db.base import utcnow
-from radbill.db.models import Nas, Plan, Subscriber, SubscriberStatus, Vendor
-from radbill.errors import AlreadyExists, InvalidInput, NotFound
+from core.db.base import utcnow
+from core.db.models import Nas, Plan, Subscriber, SubscriberStatus, Vendor
+from core.errors import AlreadyExists, InvalidInput, NotFound
 
 NAME_MAX = 64
 SECRET_MAX = 128

@@ -18,8 +18,8 @@ from twisted.python.failure import Failure
 
 from aaa.credentials import CredentialStore, SubscriberAuth
 from aaa.pap import hash_password
-from radbill.db.models import Subscriber
-from radbill.db.pool import DBPool
+from core.db.models import Subscriber
+from core.db.pool import DBPool
 
 log = logging.getLogger(__name__)
 

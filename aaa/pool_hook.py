@@ -30,11 +30,11 @@ from aaa.authenticate import raw
 from aaa.maybe import Maybe, then
 from aaa.outcome import Decision, Outcome
 from aaa.refreshing import RefreshingCache
+from core.db.pool import DBPool
 from pools import metrics
 from pools.errors import PoolExhausted
 from pools.lease import AccessAllocation, Grant, PoolRoute, thd_allocate_for_access, thd_plan_routes
 from pools.models import PoolKind
-from radbill.db.pool import DBPool
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from twisted.internet.interfaces import IListeningPort, IReactorTime, IReactorUD
 from aaa.clients import ClientTable, thd_load_clients
 from aaa.dedupe import DuplicateCache
 from aaa.radius import PortKind, RadiusServerProtocol, RequestHandler, UnknownClientLog
-from radbill.config import RadiusConfig
-from radbill.db.pool import DBPool
+from core.config import RadiusConfig
+from core.db.pool import DBPool
 
 log = logging.getLogger(__name__)
 

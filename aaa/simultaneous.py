@@ -19,8 +19,8 @@ from aaa.access import AccessContext, AccessHook
 from aaa.maybe import Maybe
 from aaa.outcome import Decision, Outcome
 from accounting.hygiene import thd_count_live_sessions
-from radbill.db.base import utcnow
-from radbill.db.pool import DBPool
+from core.db.base import utcnow
+from core.db.pool import DBPool
 
 
 def make_simultaneous_use_hook(dbpool: DBPool,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-from radbill.db.models import Vendor
+from core.db.models import Vendor
 
 # ASCII digits only: the text as written also goes to the NAS (e.g. Mikrotik-Rate-Limit).
 RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$", re.ASCII)

@@ -37,8 +37,8 @@ from accounting.records import AcctRecord
 from accounting.spool import AsyncSpool
 from accounting.store import AcctPolicy, ApplyResult, thd_apply_records
 from billing.usage import UsageSink
-from radbill.db.pool import DBPool
-from radbill.errors import DatabaseUnavailable
+from core.db.pool import DBPool
+from core.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 

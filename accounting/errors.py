@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from radbill.errors import RadbillError
+from core.errors import RadbillError
 
 
 class AccountingError(RadbillError):

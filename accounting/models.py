@@ -23,7 +23,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from accounting import records as R
-from radbill.db.base import Base, UTCDateTime, utcnow
+from core.db.base import Base, UTCDateTime, utcnow
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; MariaDB gets 64 bits.
 BigId = BigInteger().with_variant(Integer, "sqlite")

@@ -18,8 +18,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from accounting.models import AcctCall, AcctSession
-from radbill.db.models import Nas, Subscriber
-from radbill.errors import NotFound
+from core.db.models import Nas, Subscriber
+from core.errors import NotFound
 
 
 @dataclass(frozen=True)

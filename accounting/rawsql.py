@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import Boolean, Table
 from sqlalchemy.orm import Session
 
-from radbill.db.base import UTCDateTime
+from core.db.base import UTCDateTime
 
 # PyMySQL's executemany splits a multi-row INSERT at this size; so do we.
 MAX_STATEMENT = 1024000

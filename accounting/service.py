@@ -22,8 +22,8 @@ from accounting.hygiene import thd_close_stale
 from accounting.spool import AsyncSpool, thd_replay_chunk, thd_skip_entry, thd_spool_position
 from accounting.store import AcctPolicy
 from billing.usage import UsageSink
-from radbill.db.base import utcnow
-from radbill.db.pool import DBPool
+from core.db.base import utcnow
+from core.db.pool import DBPool
 
 log = logging.getLogger(__name__)
 

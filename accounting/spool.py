@@ -41,7 +41,7 @@ from accounting.models import AcctSpoolPosition
 from accounting.records import AcctRecord
 from accounting.store import AcctPolicy, thd_apply_records
 from billing.usage import UsageSink
-from radbill.db.base import utcnow
+from core.db.base import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,8 @@ from accounting import records as R
 from accounting.models import AcctCall, AcctSession
 from accounting.records import AcctRecord, AcctStatus, ClosedBy
 from billing.usage import UsageDelta, UsageSink
-from radbill.db.base import utcnow
-from radbill.db.models import Plan, Subscriber
+from core.db.base import utcnow
+from core.db.models import Plan, Subscriber
 
 SESSION_TABLE: Table = AcctSession.__table__  # type: ignore[assignment]
 CALL_TABLE: Table = AcctCall.__table__  # type: ignore[assignment]

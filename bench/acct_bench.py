@@ -80,9 +80,9 @@ def prepare_radbill(db_url: str, users: int) -> None:
     from sqlalchemy import text
     from sqlalchemy.orm import Session
 
-    from radbill.db import schema
-    from radbill.db.engine import make_engine
-    from radbill.db.models import Nas, Plan, Subscriber
+    from core.db import schema
+    from core.db.engine import make_engine
+    from core.db.models import Nas, Plan, Subscriber
 
     engine = make_engine(db_url)
     if engine.dialect.name == "mysql":
@@ -127,7 +127,7 @@ def stored_radbill(db_url: str, prefix: str) -> dict[str, tuple[int, int, int, b
     from sqlalchemy.orm import Session
 
     from accounting.models import AcctSession
-    from radbill.db.engine import make_engine
+    from core.db.engine import make_engine
 
     engine = make_engine(db_url)
     with Session(engine) as s:

@@ -99,9 +99,9 @@ def production_hash() -> str:
 
 def populate(url: str, hashes: list[str], cold_hash: str, cold_users: int) -> None:
     """Migrate the schema and insert the NAS, the plan and every subscriber."""
-    from radbill.db import schema
-    from radbill.db.engine import make_engine
-    from radbill.db.models import Nas, Plan, Subscriber, SubscriberStatus, Vendor
+    from core.db import schema
+    from core.db.engine import make_engine
+    from core.db.models import Nas, Plan, Subscriber, SubscriberStatus, Vendor
 
     engine = make_engine(url, pool_size=2)
     try:

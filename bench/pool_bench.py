@@ -80,8 +80,8 @@ def fresh_mariadb(database: str) -> str:
 
 
 def migrated_engine(url: str, pool_size: int = 4) -> Any:
-    from radbill.db import schema
-    from radbill.db.engine import make_engine
+    from core.db import schema
+    from core.db.engine import make_engine
 
     engine = make_engine(url, pool_size=pool_size)
     schema.upgrade(engine)
@@ -104,10 +104,10 @@ def bench_alloc(url: str, fill: float) -> dict[str, Any]:
     """Fill the pool one allocation per transaction; time each, and each one's statements."""
     from sqlalchemy.orm import sessionmaker
 
+    from core.db.pool import run_in_session
     from pools.lease import thd_allocate
     from pools.manage import NewPool, thd_add_pool
     from pools.models import PoolKind
-    from radbill.db.pool import run_in_session
 
     engine = migrated_engine(url)
     mariadb = engine.dialect.name == "mysql"
@@ -212,10 +212,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from twisted.internet import reactor
 
     from aaa.pool_hook import PoolHook
+    from core.config import load_config
+    from core.logs import setup_logging
     from pools.service import LeaseExpiryService
     from radbill.app import make_service
-    from radbill.config import load_config
-    from radbill.logs import setup_logging
 
     config = load_config(args.config)
     setup_logging(config.server.log_level)
@@ -437,10 +437,10 @@ def setup_radbill(database: str, users: int) -> str:
     from sqlalchemy import insert
     from sqlalchemy.orm import Session
 
+    from core.db.base import utcnow
+    from core.db.models import Nas, Plan, Subscriber
     from pools.manage import NewPool, thd_add_pool, thd_attach
     from pools.models import PoolKind
-    from radbill.db.base import utcnow
-    from radbill.db.models import Nas, Plan, Subscriber
 
     url = fresh_mariadb(database)
     engine = migrated_engine(url)

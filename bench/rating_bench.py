@@ -52,10 +52,10 @@ from billing.money import parse_price  # noqa: E402
 from billing.tariff_store import thd_apply_spec  # noqa: E402
 from billing.tariffs import Band, TariffSpec  # noqa: E402
 from billing.usage import UsageDeltaRow  # noqa: E402
-from radbill.db import schema  # noqa: E402
-from radbill.db.engine import make_engine  # noqa: E402
-from radbill.db.models import Plan, Subscriber  # noqa: E402
-from radbill.db.pool import DBPool  # noqa: E402
+from core.db import schema  # noqa: E402
+from core.db.engine import make_engine  # noqa: E402
+from core.db.models import Plan, Subscriber  # noqa: E402
+from core.db.pool import DBPool  # noqa: E402
 
 CHUNK = 20_000
 

@@ -26,9 +26,10 @@ from billing.models import (
     BillingEvent,
     ChargingSession,
 )
+from billing.tariff_store import thd_load_tariff
 from billing.tariffs import Tariff
-from radbill.db.base import utcnow
-from radbill.db.models import Plan, Subscriber
+from core.db.base import utcnow
+from core.db.models import Plan, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +166,6 @@ def view(session: Session, account: BillingAccount, tariff: Tariff | None) -> Ac
 
 
 def thd_account(session: Session, login: str, currency: str) -> AccountView:
-    from billing.tariff_store import thd_load_tariff
-
     sub = find_subscriber(session, login)
     account = ensure_account(session, sub.id, currency, lock=False)
     tariff = thd_load_tariff(session, sub.plan_id) if sub.plan_id else None
@@ -176,9 +175,6 @@ def thd_account(session: Session, login: str, currency: str) -> AccountView:
 def thd_set_credit_limit(session: Session, login: str, limit: int | None,
                          currency: str) -> AccountView:
     """Set (or with None, return to the plan's) credit limit; may block or unblock at once."""
-    from billing.payments import settle_status
-    from billing.tariff_store import thd_load_tariff
-
     sub = find_subscriber(session, login)
     account = ensure_account(session, sub.id, currency)
     account.credit_limit = limit
@@ -188,6 +184,20 @@ def thd_set_credit_limit(session: Session, login: str, limit: int | None,
     settle_status(session, account, tariff, "credit limit changed")
     session.flush()
     return view(session, account, tariff)
+
+
+def settle_status(session: Session, account: BillingAccount, tariff: Tariff | None,
+                  reason: str, now: datetime | None = None) -> str | None:
+    """Block or unblock according to the money now there; returns what changed."""
+    limit = credit_limit(account, tariff)
+    short = out_of_money(account.balance, limit, tariff)
+    if account.status == AccountStatus.BLOCKED.value and not short:
+        unblock(session, account, reason, now)
+        return "unblocked"
+    if account.status == AccountStatus.ACTIVE.value and short and tariff is not None:
+        block(session, account, f"out of money ({reason})", now)
+        return "blocked"
+    return None
 
 
 @dataclass(frozen=True)

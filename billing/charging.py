@@ -57,8 +57,8 @@ from billing.reservation import period_key
 from billing.tariff_store import thd_load_tariffs, thd_voice_rate
 from billing.tariffs import Tariff, VoiceRate
 from billing.usage import UsageDeltaRow
-from radbill.db.base import utcnow
-from radbill.db.models import Subscriber
+from core.db.base import utcnow
+from core.db.models import Subscriber
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from billing.errors import PackedResultTruncated
 #: Largest batch read in one packed statement (its result stays far below max_allowed_packet).
 MAX_PACKED_BATCH = 20_000
 _GROUP_CONCAT_MAX = 1 << 30
-#: billing_account's UNIQUE (subscriber_id), named by radbill.db.base's naming convention.
+#: billing_account's UNIQUE (subscriber_id), named by core.db.base's naming convention.
 ACCOUNT_SUBSCRIBER_INDEX = "uq_billing_account_subscriber_id"
 
 # The characters PyMySQL's escape_string rewrites (converters._escape_table).

@@ -33,8 +33,8 @@ from billing.models import (
     TariffRow,
 )
 from billing.tariffs import AfterAllowance
-from radbill.db.base import utcnow
-from radbill.db.models import Subscriber
+from core.db.base import utcnow
+from core.db.models import Subscriber
 
 RESEND_AFTER = timedelta(seconds=60)
 

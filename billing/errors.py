@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from radbill.errors import InvalidInput, NotFound, RadbillError
+from core.errors import InvalidInput, NotFound, RadbillError
 
 
 class BillingError(RadbillError):

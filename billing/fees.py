@@ -16,15 +16,14 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from billing.accounts import ensure_account
+from billing.accounts import ensure_account, settle_status
 from billing.ledger import post
 from billing.models import BillingAccount, EntryKind, TariffRow
 from billing.money import micro_to_major, round_to_minor
-from billing.payments import settle_status
 from billing.tariff_store import thd_load_tariffs
 from billing.tariffs import Tariff
-from radbill.db.base import utcnow
-from radbill.db.models import Subscriber
+from core.db.base import utcnow
+from core.db.models import Subscriber
 
 MAX_CATCH_UP = 62
 BATCH = 1000

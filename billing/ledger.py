@@ -20,7 +20,7 @@ from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from billing.models import BillingAccount, EntryKind, LedgerEntry
-from radbill.db.base import utcnow
+from core.db.base import utcnow
 
 SIGNS = {EntryKind.CHARGE: -1, EntryKind.FEE: -1, EntryKind.PAYMENT: 1, EntryKind.REFUND: 1,
          EntryKind.ADJUSTMENT: 0}

@@ -37,8 +37,8 @@ from billing.cutoff import (
 )
 from billing.fees import thd_charge_fees
 from billing.reservation import thd_expire_holds
-from radbill.config import Config
-from radbill.db.pool import DBPool
+from core.config import Config
+from core.db.pool import DBPool
 
 log = logging.getLogger(__name__)
 

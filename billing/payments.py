@@ -19,18 +19,16 @@ from sqlalchemy.orm import Session
 from billing.accounts import (
     AccountView,
     block,
-    credit_limit,
     ensure_account,
     find_subscriber,
-    out_of_money,
-    unblock,
+    settle_status,
     view,
 )
 from billing.errors import BillingError
 from billing.ledger import Entry, post
-from billing.models import AccountStatus, BillingAccount, EntryKind
-from billing.tariffs import Tariff
-from radbill.db.base import utcnow
+from billing.models import EntryKind
+from billing.tariff_store import thd_load_tariff
+from core.db.base import utcnow
 
 MAX_REFERENCE = 128
 
@@ -43,26 +41,10 @@ class PaymentResult:
     account: AccountView
 
 
-def settle_status(session: Session, account: BillingAccount, tariff: Tariff | None,
-                  reason: str, now: datetime | None = None) -> str | None:
-    """Block or unblock according to the money now there; returns what changed."""
-    limit = credit_limit(account, tariff)
-    short = out_of_money(account.balance, limit, tariff)
-    if account.status == AccountStatus.BLOCKED.value and not short:
-        unblock(session, account, reason, now)
-        return "unblocked"
-    if account.status == AccountStatus.ACTIVE.value and short and tariff is not None:
-        block(session, account, f"out of money ({reason})", now)
-        return "blocked"
-    return None
-
-
 def thd_add_payment(session: Session, login: str, amount: int, currency: str,
                     reference: str | None = None, kind: EntryKind = EntryKind.PAYMENT,
                     description: str = "", now: datetime | None = None) -> PaymentResult:
     """Post a payment (or refund/adjustment) of ``amount`` minor units to ``login``'s account."""
-    from billing.tariff_store import thd_load_tariff
-
     if reference is not None:
         reference = reference.strip()
         if not reference or len(reference) > MAX_REFERENCE:

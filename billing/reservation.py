@@ -32,6 +32,7 @@ from billing.accounts import (
     ensure_account,
     out_of_money,
     reserved_total,
+    settle_status,
 )
 from billing.models import (
     HOLDING_STATES,
@@ -42,7 +43,6 @@ from billing.models import (
     ChargingState,
 )
 from billing.money import round_to_minor
-from billing.payments import settle_status
 from billing.rating import (
     call_cost_micro,
     call_seconds_affordable,
@@ -52,7 +52,7 @@ from billing.rating import (
 )
 from billing.tariff_store import thd_load_tariff, thd_voice_rate
 from billing.tariffs import AfterAllowance, Period, Tariff
-from radbill.db.base import utcnow
+from core.db.base import utcnow
 
 MIN_HOLD_SECONDS = 120
 

@@ -22,8 +22,8 @@ from billing.tariffs import (
     check_bands,
     format_days,
 )
-from radbill.db.models import Plan
-from radbill.errors import NotFound
+from core.db.models import Plan
+from core.errors import NotFound
 
 TARIFF_FIELDS = ("timezone", "time_price", "time_unit", "time_increment", "price_per_mb_in",
                  "price_per_mb_out", "monthly_fee", "daily_fee", "credit_limit")

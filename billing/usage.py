@@ -24,7 +24,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, 
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from radbill.db.base import Base, UTCDateTime, utcnow
+from core.db.base import Base, UTCDateTime, utcnow
 
 UsageSource = Literal["session", "call"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from radbill.errors import InvalidInput, RadbillError
+from core.errors import InvalidInput, RadbillError
 
 
 class PoolError(RadbillError):

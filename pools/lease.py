@@ -34,6 +34,8 @@ from sqlalchemy import Connection, Table, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from core.db.base import utcnow
+from core.errors import NotFound
 from pools import lease_sql
 from pools.errors import BadRange, PoolExhausted
 from pools.models import (
@@ -47,8 +49,6 @@ from pools.models import (
     PoolKind,
 )
 from pools.ranges import normalize_value
-from radbill.db.base import utcnow
-from radbill.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def read_committed(session: Session) -> None:
     bind = session.get_bind()
     if bind.dialect.name != "mysql" or session.info.get("read_committed"):
         return
-    # radbill's engine already is READ COMMITTED (radbill.db.engine): no extra round trip.
+    # radbill's engine already is READ COMMITTED (core.db.engine): no extra round trip.
     level = bind.get_execution_options().get("isolation_level") \
         or session.connection().default_isolation_level
     if level == "READ COMMITTED":

@@ -49,7 +49,7 @@ TAKE_NEW_SESSION = _TAKE.format(session=", acct_session_id = NULL")
 
 
 def naive_utc(value: datetime) -> datetime:
-    """What radbill.db.base.UTCDateTime stores: the UTC time without tzinfo."""
+    """What core.db.base.UTCDateTime stores: the UTC time without tzinfo."""
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
     return value.astimezone(UTC).replace(tzinfo=None)

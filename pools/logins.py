@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from core.db.base import utcnow
+from core.db.models import Subscriber
+from core.errors import InvalidInput, NotFound
 from pools.errors import BadRange, LoginSpaceExhausted
 from pools.lease import ITEM
 from pools.models import NEVER, ItemState, Pool, PoolItem, PoolKind
-from radbill.db.base import utcnow
-from radbill.db.models import Subscriber
-from radbill.errors import InvalidInput, NotFound
 
 RANDOM_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 MAX_COUNT = 100_000

@@ -16,6 +16,9 @@ from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.db.base import utcnow
+from core.db.models import Nas, Plan, Subscriber
+from core.errors import AlreadyExists, InvalidInput, NotFound
 from pools.errors import BadRange, ItemUnavailable, PoolExhausted, PoolInUse, PoolOverlap
 from pools.lease import ITEM, PoolRoute, allocate
 from pools.logins import parse_pattern
@@ -33,9 +36,6 @@ from pools.models import (
     PoolRange,
 )
 from pools.ranges import ParsedPool, key, normalize_value, parse_pool
-from radbill.db.base import utcnow
-from radbill.db.models import Nas, Plan, Subscriber
-from radbill.errors import AlreadyExists, InvalidInput, NotFound
 
 INSERT_CHUNK = 5000
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")

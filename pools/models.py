@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from radbill.db.base import Base, UTCDateTime, utcnow
+from core.db.base import Base, UTCDateTime, utcnow
 
 # Never-used items sort first in the free index; a real value, not NULL, so
 # SQLite and MariaDB order and index it the same way.

@@ -14,8 +14,8 @@ from twisted.application import service
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 
+from core.db.pool import DBPool
 from pools.lease import thd_expire_leases
-from radbill.db.pool import DBPool
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from aaa.dictionary import load_dictionary
 from aaa.password_upgrade import PasswordUpgrader
 from aaa.service import RadiusService
 from aaa.verifier import PasswordVerifier
-from radbill.config import Config
-from radbill.db import schema
-from radbill.db.base import utcnow
-from radbill.db.engine import make_engine
-from radbill.db.pool import DBPool
+from core.config import Config
+from core.db import schema
+from core.db.base import utcnow
+from core.db.engine import make_engine
+from core.db.pool import DBPool
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from billing.models import BillingAccount, LedgerEntry
 from billing.tariff_store import thd_apply_spec
 from billing.tariffs import TariffSpec
 from billing.usage import UsageDelta, thd_record_usage
-from radbill.db.models import Plan, Subscriber
+from core.db.models import Plan, Subscriber
 
 _seq = count(1)
 

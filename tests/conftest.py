@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from radbill.db import schema
-from radbill.db.engine import make_engine
-from radbill.db.pool import DBPool
+from core.db import schema
+from core.db.engine import make_engine
+from core.db.pool import DBPool
 
 MARIADB_URL = os.environ.get("RADBILL_TEST_DATABASE_URL", "")
 IN_CI = os.environ.get("CI", "").lower() == "true"

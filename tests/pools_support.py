@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.db.models import Nas, Plan, Subscriber
+from core.db.pool import DBPool
 from pools.manage import NewPool, thd_add_pool
 from pools.models import ItemState, PoolItem, PoolKind
-from radbill.db.models import Nas, Plan, Subscriber
-from radbill.db.pool import DBPool
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ from aaa.clients import NasClient
 from aaa.credentials import PlanService, SubscriberAuth
 from aaa.dictionary import load_dictionary
 from aaa.outcome import Decision, Outcome
-from radbill.db.models import SubscriberStatus, Vendor
+from core.db.models import SubscriberStatus, Vendor
 
 SECRET = b"testing123"
 CLIENT = NasClient(id=1, name="nas", address="127.0.0.1", secret=SECRET, vendor=Vendor.MIKROTIK,

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from accounting.records import AcctStatus
 from accounting.store import AcctPolicy, thd_apply_records
+from core.errors import InvalidInput
 from radbill import cli
 from radbill.cli.session import parse_since
-from radbill.errors import InvalidInput
 from tests.test_accounting_store import call
 from tests.test_accounting_support import T0, rec, seed
 

@@ -13,7 +13,7 @@ from accounting.commit import CommitReceipt, GroupCommitter, Mode
 from accounting.errors import RecordRejected
 from accounting.records import AcctRecord, AcctStatus
 from accounting.store import AcctPolicy, ApplyResult
-from radbill.errors import DatabaseUnavailable
+from core.errors import DatabaseUnavailable
 from tests.test_accounting_support import rec
 
 START, INTERIM = AcctStatus.START, AcctStatus.INTERIM

@@ -20,7 +20,7 @@ from accounting.models import AcctSession
 from accounting.queries import SessionFilter, session_list_statement
 from accounting.records import AcctStatus
 from accounting.store import SESSION_TABLE, lock_statement, nas_event_statement
-from radbill.db.models import Nas, Subscriber
+from core.db.models import Nas, Subscriber
 from tests.test_accounting_support import T0, rec
 
 SUBSCRIBERS = 400

@@ -19,7 +19,7 @@ from aaa.clients import NasClient
 from aaa.dictionary import load_dictionary
 from aaa.vendors import PROFILES, CallAttributes, VendorProfile
 from accounting.records import AcctRecord, AcctStatus, call_unique_id, session_unique_id
-from radbill.db.models import Vendor
+from core.db.models import Vendor
 from tests.test_accounting_support import (
     SECRET,
     accounting_request,

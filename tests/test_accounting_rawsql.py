@@ -164,7 +164,7 @@ def test_subscriber_lookup_matches_sqlalchemy(engine: Engine) -> None:
     _mariadb(engine)
     from sqlalchemy import select
 
-    from radbill.db.models import Plan, Subscriber
+    from core.db.models import Plan, Subscriber
 
     with Session(engine) as s, s.begin():
         seed(s)

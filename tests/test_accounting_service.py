@@ -14,7 +14,7 @@ from aaa.acct import make_accounting_handler
 from accounting.commit import Mode
 from accounting.records import AcctStatus
 from accounting.store import AcctPolicy, thd_apply_records
-from radbill.db.pool import DBPool
+from core.db.pool import DBPool
 from tests.test_accounting_support import T0, all_sessions, make_config, rec, seed
 
 
@@ -58,7 +58,7 @@ def test_handler_starts_an_unwired_service(engine: Engine, db_url: str,
 
     from aaa.clients import NasClient
     from aaa.dictionary import load_dictionary
-    from radbill.db.models import Vendor
+    from core.db.models import Vendor
     from tests.test_accounting_support import SECRET, session_packet
 
     with Session(engine) as s, s.begin():

@@ -21,7 +21,7 @@ from accounting.service import SpoolReplayer
 from accounting.spool import AsyncSpool, SpoolFile, thd_replay_chunk, thd_spool_position
 from accounting.store import AcctPolicy
 from billing.usage import thd_record_usage
-from radbill.db.pool import DBPool
+from core.db.pool import DBPool
 from tests.test_accounting_support import all_deltas, all_sessions, rec, seed
 
 START, INTERIM, STOP = AcctStatus.START, AcctStatus.INTERIM, AcctStatus.STOP

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from accounting.models import AcctCall, AcctSession
 from accounting.records import AcctRecord, AcctStatus, session_unique_id
 from billing.usage import UsageDeltaRow
-from radbill.db.models import Nas, Plan, Subscriber
+from core.db.models import Nas, Plan, Subscriber
 
 SECRET = "testing123"
 T0 = datetime(2024, 3, 4, 10, 0, 0, tzinfo=UTC)
@@ -161,7 +161,7 @@ def mariadb_url_for(database: str) -> str | None:
 
 
 def make_config(tmp_path: Any, db_url: str, **accounting: Any) -> Any:
-    from radbill.config import parse_config
+    from core.config import parse_config
 
     return parse_config({
         "server": {"data_dir": str(tmp_path)},

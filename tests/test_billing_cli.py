@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 import radbill.cli as cli_module
 from billing.models import BillingAccount
-from radbill.db.models import Plan, Subscriber
+from core.db.models import Plan, Subscriber
 from tests.billing_support import delta, record
 
 Result = tuple[int, str, str]

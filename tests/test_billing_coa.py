@@ -24,7 +24,7 @@ from aaa.coa import (
 )
 from aaa.dictionary import load_dictionary
 from billing.cutoff import CutAction, CutOutcome, LiveSession
-from radbill.db.models import Vendor
+from core.db.models import Vendor
 
 SECRET = b"coa-secret"
 DICT = load_dictionary()

@@ -22,9 +22,9 @@ from billing.money import parse_price
 from billing.payments import thd_add_payment
 from billing.tariff_store import thd_apply_spec, thd_import_rates
 from billing.tariffs import AfterAllowance, Allowance, Period, TariffSpec, parse_rates_csv
-from radbill.config import parse_config
-from radbill.db.models import SubscriberStatus, Vendor
-from radbill.db.pool import DBPool
+from core.config import parse_config
+from core.db.models import SubscriberStatus, Vendor
+from core.db.pool import DBPool
 from tests.billing_support import delta, make_plan, make_subscriber, record
 
 CONFIG = parse_config({"billing": {"currency": "USD", "reserve_seconds": 300}})

@@ -35,7 +35,7 @@ from billing.money import parse_price
 from billing.payments import thd_add_payment
 from billing.tariff_store import thd_apply_spec
 from billing.tariffs import TariffSpec
-from radbill.db.models import Nas, Plan, Subscriber
+from core.db.models import Nas, Plan, Subscriber
 from tests.radclient import parse_output
 
 pytestmark = pytest.mark.radclient
@@ -122,7 +122,7 @@ def nas() -> Iterator[tuple[FakeNas, int]]:
 def stack(engine: Engine, db_url: str, tmp_path: Path, nas: tuple[FakeNas, int]
           ) -> Iterator[Stack]:
     """The wired server, started; billing's interval is long so the test drives the passes."""
-    from radbill.config import parse_config
+    from core.config import parse_config
 
     if shutil.which("radclient") is None:
         pytest.skip("radclient not installed (apt-get install freeradius-utils)")

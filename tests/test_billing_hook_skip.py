@@ -10,8 +10,8 @@ from aaa.access import AccessContext
 from aaa.billing_hook import BillingAccessHook
 from aaa.clients import NasClient
 from aaa.credentials import PlanService, SubscriberAuth
-from radbill.config import Config
-from radbill.db.models import SubscriberStatus, Vendor
+from core.config import Config
+from core.db.models import SubscriberStatus, Vendor
 
 
 class CountingPool:

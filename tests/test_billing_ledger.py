@@ -18,7 +18,7 @@ from billing.payments import thd_add_payment
 from billing.reservation import SessionRequest, thd_expire_holds, thd_reserve
 from billing.tariffs import AfterAllowance, Allowance, Period
 from billing.usage import UsageDeltaRow
-from radbill.db.pool import DBPool
+from core.db.pool import DBPool
 from tests.billing_support import (
     assert_ledger_consistent,
     balances,

@@ -29,8 +29,8 @@ from billing.money import parse_price
 from billing.payments import thd_add_payment
 from billing.reservation import SessionRequest, thd_reserve
 from billing.usage import UsageDeltaRow
-from radbill.db.models import Subscriber
-from radbill.db.pool import DBPool
+from core.db.models import Subscriber
+from core.db.pool import DBPool
 from tests.billing_support import delta, make_plan, make_subscriber, record
 
 USD = "USD"
@@ -99,8 +99,8 @@ def run_to_completion(engine: Engine, batch: int = 5000) -> None:
 def reference_ledger(tmp_path: Path, subscribers: int, per_sub: int
                      ) -> list[tuple[str, str, int, str]]:
     """The same data charged in one uninterrupted run on a fresh SQLite database."""
-    from radbill.db import schema
-    from radbill.db.engine import make_engine
+    from core.db import schema
+    from core.db.engine import make_engine
 
     eng = make_engine(f"sqlite:///{tmp_path / 'reference.sqlite'}")
     schema.upgrade(eng)
@@ -275,7 +275,7 @@ def test_service_runs_passes_on_the_scheduler(dbpool: DBPool, engine: Engine):
     """BillingService (TwistedScheduler, max_instances=1) rates usage without being asked."""
     from billing.loop import BillingLoop
     from billing.service import BillingService
-    from radbill.config import parse_config
+    from core.config import parse_config
 
     with Session(engine) as s, s.begin():
         plan = make_plan(s, "p", time_price=parse_price("0.60"), time_unit=60,
@@ -304,7 +304,7 @@ def test_kick_charges_usage_without_waiting_for_the_interval(dbpool: DBPool, eng
     """Usage stored through notifying_sink is charged at once, not at the next interval."""
     from billing.loop import BillingLoop
     from billing.service import BillingService, notifying_sink
-    from radbill.config import parse_config
+    from core.config import parse_config
 
     with Session(engine) as s, s.begin():
         plan = make_plan(s, "p", time_price=parse_price("0.60"), time_unit=60,

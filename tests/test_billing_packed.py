@@ -17,8 +17,8 @@ from billing.charging import thd_charge_pending
 from billing.errors import PackedResultTruncated
 from billing.models import BillingAccount
 from billing.money import parse_price
-from radbill.db.models import Subscriber
-from radbill.db.pool import DBPool
+from core.db.models import Subscriber
+from core.db.pool import DBPool
 from tests.billing_support import delta, make_plan, make_subscriber, record
 
 NOON = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from aaa.mschap import nt_password_hash
 from aaa.pap import hash_password, verify_password
+from core.db.models import Nas, Plan, Subscriber
 from radbill.cli import main
-from radbill.db.models import Nas, Plan, Subscriber
 
 Result = tuple[int, str, str]
 Cli = Callable[..., Result]

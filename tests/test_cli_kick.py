@@ -26,8 +26,8 @@ from aaa.coa import iter_attributes
 from accounting.models import AcctSession
 from accounting.records import AcctStatus
 from accounting.store import AcctPolicy, thd_apply_records
+from core.db.models import Nas, Subscriber
 from radbill import cli
-from radbill.db.models import Nas, Subscriber
 from tests.test_accounting_support import SECRET, rec, seed
 
 START = AcctStatus.START

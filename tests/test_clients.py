@@ -9,8 +9,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from aaa.clients import ClientTable, NasClient, parse_network, thd_load_clients
-from radbill.db.models import Nas, Vendor
-from radbill.db.pool import DBPool
+from core.db.models import Nas, Vendor
+from core.db.pool import DBPool
 
 SECRET = b"very-secret-shared-key"
 

@@ -1,4 +1,4 @@
-"""radbill.config: defaults, a full file, and errors that name the dotted key and the bad value."""
+"""core.config: defaults, a full file, and errors that name the dotted key and the bad value."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from radbill import config as config_module
-from radbill.config import (
+from core import config as config_module
+from core.config import (
     Config,
     RadiusConfig,
     describe_defaults,
@@ -17,7 +17,7 @@ from radbill.config import (
     load_config,
     parse_config,
 )
-from radbill.errors import ConfigError, RadbillError
+from core.errors import ConfigError, RadbillError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "conf" / "radbill.example.toml"
 

@@ -74,7 +74,7 @@ def test_entries_expire_spread_within_the_ttl() -> None:
 def test_subscribers_of_one_plan_share_its_object_and_the_cache_is_bounded() -> None:
     """Equal plans loaded for two logins become one object; beyond max_entries the oldest go."""
     from aaa.credentials import PlanService, SubscriberAuth
-    from radbill.db.models import SubscriberStatus
+    from core.db.models import SubscriberStatus
 
     def sub(login: str) -> SubscriberAuth:
         plan = PlanService(id=1, name="home", rate_limit="1M/1M", session_timeout=None,

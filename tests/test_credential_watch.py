@@ -14,8 +14,8 @@ from twisted.internet.task import Clock
 from aaa import credential_watch
 from aaa.credential_watch import ChangeSnapshot, ChangeTracker, CredentialWatcher
 from aaa.credentials import CredentialStore
-from radbill.db.models import Plan, Subscriber, SubscriberStatus
-from radbill.db.pool import DBPool
+from core.db.models import Plan, Subscriber, SubscriberStatus
+from core.db.pool import DBPool
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -138,8 +138,8 @@ def test_full_poll_reads_the_window_in_chunks(engine: Engine, dbpool: DBPool,  #
 
 def test_watcher_is_wired_into_the_service() -> None:
     """make_service builds a CredentialWatcher polling at the configured interval."""
+    from core.config import parse_config
     from radbill.app import make_service
-    from radbill.config import parse_config
 
     config = parse_config({"database": {"url": "sqlite://"},
                            "radius": {"credential_poll_interval": 2.5}})

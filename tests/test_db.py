@@ -10,10 +10,10 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from radbill.db import schema
-from radbill.db.models import Nas, Plan, Subscriber
-from radbill.db.pool import DBPool, is_transient
-from radbill.errors import SchemaOutdated
+from core.db import schema
+from core.db.models import Nas, Plan, Subscriber
+from core.db.pool import DBPool, is_transient
+from core.errors import SchemaOutdated
 
 
 def test_schema_is_current_after_upgrade(engine: Engine) -> None:
@@ -24,7 +24,7 @@ def test_schema_is_current_after_upgrade(engine: Engine) -> None:
 
 def test_check_current_refuses_empty_database(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """An empty database is refused with the command that fixes it."""
-    from radbill.db.engine import make_engine
+    from core.db.engine import make_engine
 
     eng = make_engine(f"sqlite:///{tmp_path / 'empty.sqlite'}")
     with pytest.raises(SchemaOutdated, match="radbill db upgrade"):
@@ -136,7 +136,7 @@ def test_transient_error_classification() -> None:
 
 def test_run_after_stop_fails_at_once(engine: Engine) -> None:
     """Work given to a stopped pool fails immediately instead of waiting forever."""
-    from radbill.errors import DatabaseUnavailable
+    from core.errors import DatabaseUnavailable
 
     pool = DBPool(engine)
     pool.start()

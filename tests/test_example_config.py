@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from radbill.config import describe_defaults, parse_config
+from core.config import describe_defaults, parse_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "conf" / "radbill.example.toml"
 

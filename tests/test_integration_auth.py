@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from aaa import mschap
 from aaa.pap import hash_password
-from radbill.db import schema
-from radbill.db.engine import make_engine
-from radbill.db.models import Nas, Plan, Subscriber, SubscriberStatus
+from core.db import schema
+from core.db.engine import make_engine
+from core.db.models import Nas, Plan, Subscriber, SubscriberStatus
 from tests.conftest import IN_CI, MARIADB_URL, _reset_mariadb
 from tests.radclient import free_udp_port, radclient, require_radclient
 

@@ -19,8 +19,8 @@ from aaa.outcome import Outcome
 from aaa.pap import verify_password
 from aaa.password_upgrade import PasswordUpgrader
 from aaa.verifier import PasswordVerifier
-from radbill.db.models import Subscriber, SubscriberStatus
-from radbill.db.pool import DBPool
+from core.db.models import Subscriber, SubscriberStatus
+from core.db.pool import DBPool
 
 SECRET = b"testing123"
 

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from core.db.pool import DBPool
 from pools.lease import thd_allocate
-from radbill.db.pool import DBPool
 from tests.pools_support import cli_main, thd_demo_rows, thd_states
 
 

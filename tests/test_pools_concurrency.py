@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from core.db.pool import DBPool
 from pools.models import ItemState, PoolKind
-from radbill.db.pool import DBPool
 from tests.pools_support import add_pool, thd_states
 
 WORKERS = 4
@@ -37,8 +37,8 @@ WORKER = textwrap.dedent('''
     from sqlalchemy.orm import sessionmaker
     from pools.errors import PoolExhausted
     from pools.lease import thd_allocate, thd_lease_on_accounting
-    from radbill.db.engine import make_engine
-    from radbill.db.pool import run_in_session
+    from core.db.engine import make_engine
+    from core.db.pool import run_in_session
 
     url, pool, wid, ops, budget, isolation, start_at, out = sys.argv[1:]
     wid, ops = int(wid), int(ops)

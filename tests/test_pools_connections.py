@@ -1,7 +1,7 @@
 """Allocations on pooled MariaDB connections: a dropped connection, a failed COMMIT.
 
 The engine runs without ``pool_pre_ping`` and without SQLAlchemy's
-rollback-on-return after a successful COMMIT (radbill.db.engine): two round
+rollback-on-return after a successful COMMIT (core.db.engine): two round
 trips fewer per transaction. These tests pin down what that must not cost:
 a connection the server dropped is retried on a fresh one, and a COMMIT that
 fails leaves nothing on the connection for the next transaction to commit.
@@ -15,9 +15,9 @@ import pymysql
 import pytest
 from sqlalchemy import Engine, event, text
 
+from core.db.pool import DBPool
 from pools.lease import thd_allocate
 from pools.models import ItemState, PoolKind
-from radbill.db.pool import DBPool
 from tests.pools_support import T0, add_pool, thd_count, thd_demo_rows, thd_states
 
 

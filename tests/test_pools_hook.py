@@ -25,11 +25,11 @@ from aaa.dictionary import load_dictionary
 from aaa.outcome import Outcome, rule_for
 from aaa.pap import hash_password
 from aaa.pool_hook import PoolHook
+from core.config import Config, DatabaseConfig, RadiusConfig, ServerConfig
+from core.db.models import Nas, Plan, Subscriber, SubscriberStatus, Vendor
+from core.db.pool import DBPool
 from pools.manage import thd_assign_static, thd_attach
 from pools.models import OnExhausted, PoolKind
-from radbill.config import Config, DatabaseConfig, RadiusConfig, ServerConfig
-from radbill.db.models import Nas, Plan, Subscriber, SubscriberStatus, Vendor
-from radbill.db.pool import DBPool
 from tests.pools_support import add_pool, thd_demo_rows, thd_states
 from tests.radclient import parse_output
 

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
+from core.db.pool import DBPool
 from pools.errors import PoolExhausted
 from pools.lease import (
     ITEM,
@@ -22,7 +23,6 @@ from pools.lease import (
 )
 from pools.manage import thd_assign_static, thd_attach, thd_set_nas_group
 from pools.models import ItemState, OnExhausted, PoolKind
-from radbill.db.pool import DBPool
 from tests.pools_support import T0, add_pool, thd_count, thd_demo_rows, thd_states
 
 

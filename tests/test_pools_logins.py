@@ -6,12 +6,12 @@ import random
 
 import pytest
 
+from core.db.pool import DBPool
+from core.errors import InvalidInput
 from pools.errors import BadRange, LoginSpaceExhausted
 from pools.logins import RANDOM_ALPHABET, parse_pattern, thd_generate_logins
 from pools.manage import thd_list_pools
 from pools.models import PoolKind
-from radbill.db.pool import DBPool
-from radbill.errors import InvalidInput
 from tests.pools_support import add_pool, thd_demo_rows
 
 

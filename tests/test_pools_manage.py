@@ -7,6 +7,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, inspect
 
+from core.db import schema
+from core.db.pool import DBPool
+from core.errors import AlreadyExists, InvalidInput, NotFound
 from pools.errors import BadRange, ItemUnavailable, PoolInUse, PoolOverlap
 from pools.lease import thd_allocate, thd_lease_on_accounting
 from pools.manage import (
@@ -24,9 +27,6 @@ from pools.manage import (
     thd_show_pool,
 )
 from pools.models import ItemState, PoolKind
-from radbill.db import schema
-from radbill.db.pool import DBPool
-from radbill.errors import AlreadyExists, InvalidInput, NotFound
 from tests.pools_support import T0, add_pool, thd_demo_rows, thd_states
 
 
@@ -189,7 +189,7 @@ def test_migration_matches_models_and_downgrades(engine: Engine) -> None:
     from alembic.migration import MigrationContext
 
     import pools.models  # noqa: F401  (registers the tables)
-    from radbill.db.base import Base
+    from core.db.base import Base
 
     pool_tables = {"pool", "pool_range", "pool_item", "plan_pool", "nas_pool_group"}
     with engine.connect() as conn:

@@ -9,11 +9,11 @@ from typing import Any
 import pytest_twisted
 from twisted.internet import reactor, task
 
+from core.db.base import utcnow
+from core.db.pool import DBPool
 from pools.lease import thd_allocate
 from pools.models import ItemState, PoolKind
 from pools.service import LeaseExpiryService
-from radbill.db.base import utcnow
-from radbill.db.pool import DBPool
 from tests.pools_support import add_pool, thd_count
 
 

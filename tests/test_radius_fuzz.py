@@ -38,7 +38,7 @@ from aaa.mschap import generate_nt_response, mppe_keys, nt_password_hash
 from aaa.outcome import ACCESS_REPLIES, Decision, Outcome
 from aaa.pap import verify_password
 from aaa.wire import FIXED_LENGTHS
-from radbill.db.models import SubscriberStatus, Vendor
+from core.db.models import SubscriberStatus, Vendor
 from tests.test_radius_protocol import (
     DICT,
     NAS_ADDR,

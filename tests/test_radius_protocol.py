@@ -28,7 +28,7 @@ from aaa.dictionary import load_dictionary
 from aaa.outcome import ACCESS_REPLIES, Decision, Outcome
 from aaa.radius import RadiusServerProtocol, UnknownClientLog
 from aaa.wire import MESSAGE_AUTHENTICATOR, PROXY_STATE, attribute_values
-from radbill.db.models import Vendor
+from core.db.models import Vendor
 
 SECRET = b"s3cret-nas"
 NAS_IP = "192.0.2.10"

@@ -15,7 +15,7 @@ import pytest
 from aaa.dictionary import load_dictionary
 from aaa.outcome import Decision, Outcome
 from aaa.vendors import PROFILES, parse_rate, parse_rate_limit, rate_limit_attributes
-from radbill.db.models import Vendor
+from core.db.models import Vendor
 from tests.test_radius_protocol import access_request, decode_reply, make_harness, nas_client
 
 DICT = load_dictionary()

@@ -16,9 +16,9 @@ from twisted.internet.utils import getProcessOutputAndValue
 
 from aaa.pap import hash_password
 from accounting.models import AcctSession
+from core.config import parse_config
+from core.db.models import Nas, Plan, Subscriber
 from pools.models import ItemState, PoolItem
-from radbill.config import parse_config
-from radbill.db.models import Nas, Plan, Subscriber
 from tests.radclient import parse_output, require_radclient
 
 SECRET = "testing123"

@@ -37,7 +37,7 @@ def main() -> int:
     from accounting.records import AcctRecord, session_unique_id
     from bench.acct_bench import mysql_exec, prepare_radbill
     from billing.usage import thd_record_usage
-    from radbill.db.engine import make_engine
+    from core.db.engine import make_engine
 
     mysql_exec(args.mysql, f"DROP DATABASE IF EXISTS {DATABASE}")
     mysql_exec(args.mysql, f"CREATE DATABASE {DATABASE}")

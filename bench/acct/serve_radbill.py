@@ -26,8 +26,8 @@ def build(config: Any) -> tuple[MultiService, Any]:
     from aaa.service import RadiusService
     from aaa.simultaneous import make_simultaneous_use_hook
     from aaa.verifier import PasswordVerifier
+    from core.db import schema
     from radbill.app import DBPoolService, make_dbpool
-    from radbill.db import schema
 
     dbpool = make_dbpool(config, reactor)
     schema.check_current(dbpool.engine)
@@ -44,7 +44,7 @@ def build(config: Any) -> tuple[MultiService, Any]:
 
 
 def main(argv: list[str]) -> int:
-    from radbill.config import load_config
+    from core.config import load_config
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

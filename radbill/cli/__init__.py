@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import OperationalError
 
+from core.errors import RadbillError
 from radbill import __version__
-from radbill.errors import RadbillError
 
 # Each module has ``register(subparsers)``; its commands set ``func(args) -> int``.
 COMMAND_MODULES = [

@@ -42,9 +42,9 @@ from billing.rating import (
 )
 from billing.tariff_store import thd_import_rates, thd_load_tariff, thd_voice_rate
 from billing.tariffs import parse_rates_csv
+from core.errors import InvalidInput
 from radbill.cli.context import CliContext, run_with_dbpool
 from radbill.cli.output import add_out_argument, emit_list, emit_object
-from radbill.errors import InvalidInput
 
 LEDGER_COLUMNS = ["id", "created_at", "kind", "amount", "reference", "source_id",
                   "description"]
@@ -253,7 +253,7 @@ def thd_quote(session: Session, login: str | None, plan_name: str | None, durati
     """A dry run of the rater: the matched tariff, bands or prefix, and the cost breakdown."""
     from sqlalchemy import select
 
-    from radbill.db.models import Plan
+    from core.db.models import Plan
 
     if login is not None:
         sub = find_subscriber(session, login)
@@ -334,8 +334,8 @@ def cmd_rates_import(args: argparse.Namespace) -> int:
 
 def cmd_billing_run(args: argparse.Namespace) -> int:
     """One pass, on a reactor of its own so Disconnect-Requests can go out and be answered."""
-    from radbill.config import load_config
-    from radbill.logs import setup_logging
+    from core.config import load_config
+    from core.logs import setup_logging
 
     config = load_config(args.config)
     if not logging.getLogger().handlers:  # an embedding process keeps its own logging

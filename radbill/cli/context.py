@@ -10,11 +10,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from radbill.config import Config, load_config
-from radbill.db.engine import make_engine
-from radbill.db.pool import run_in_session
-from radbill.db.schema import check_current
-from radbill.errors import InvalidInput
+from core.config import Config, load_config
+from core.db.engine import make_engine
+from core.db.pool import run_in_session
+from core.db.schema import check_current
+from core.errors import InvalidInput
 
 T = TypeVar("T")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from core.db import schema
 from radbill.cli.context import CliContext
-from radbill.db import schema
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -28,8 +28,8 @@ def disconnect(args: argparse.Namespace, select: Callable[[Session], list[Any]],
     from aaa.coa import CoaDisconnector
     from aaa.dictionary import load_dictionary
     from aaa.kick import disconnect_sessions
-    from radbill.config import load_config
-    from radbill.logs import setup_logging
+    from core.config import load_config
+    from core.logs import setup_logging
 
     config = load_config(getattr(args, "config", None))
     if not logging.getLogger().handlers:

@@ -10,11 +10,11 @@ import argparse
 from typing import Any
 
 from aaa import manage
+from core.db.models import Vendor
+from core.errors import InvalidInput
 from radbill.cli.context import run_once as run
 from radbill.cli.context import stdin_value
 from radbill.cli.output import add_out_argument, emit_list, emit_object
-from radbill.db.models import Vendor
-from radbill.errors import InvalidInput
 
 LIST_COLUMNS = ["name", "address", "vendor", "coa_port", "require_message_authenticator",
                 "description"]

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from aaa import manage
+from core.errors import InvalidInput
 from pools.manage import thd_plan_pools, thd_replace_plan_pools
 from radbill.cli.context import run_once as run
 from radbill.cli.output import add_out_argument, emit_list, emit_object
 from radbill.cli.pool import add_pool_argument
-from radbill.errors import InvalidInput
 
 LIST_COLUMNS = ["name", "rate_limit", "session_timeout", "idle_timeout", "interim_interval",
                 "simultaneous_use", "framed_protocol", "subscribers"]

@@ -24,9 +24,9 @@ from billing.tariffs import (
     check_timezone,
     parse_tariff_toml,
 )
+from core.errors import InvalidInput
 from radbill.cli.context import CliContext
 from radbill.cli.output import add_out_argument, emit_object
-from radbill.errors import InvalidInput
 
 PRICE_DESTS = ("price_per_minute", "price_per_second", "increment", "price_per_mb",
                "price_per_mb_in", "price_per_mb_out", "monthly_fee", "daily_fee",

@@ -8,9 +8,9 @@ import logging
 import os
 import socket
 
-from radbill.config import load_config
-from radbill.errors import RadbillError
-from radbill.logs import setup_logging
+from core.config import load_config
+from core.errors import RadbillError
+from core.logs import setup_logging
 
 log = logging.getLogger("radbill")
 

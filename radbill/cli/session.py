@@ -12,10 +12,10 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from accounting.queries import SessionFilter, thd_list_sessions, thd_show_session
+from core.db.base import utcnow
+from core.errors import InvalidInput
 from radbill.cli.context import run_once
 from radbill.cli.output import add_out_argument, emit_list, emit_object
-from radbill.db.base import utcnow
-from radbill.errors import InvalidInput
 
 LIST_COLUMNS = ["id", "login", "nas", "state", "started_at", "stopped_at", "session_time",
                 "input_octets", "output_octets", "framed_ip", "terminate_cause"]

@@ -15,11 +15,11 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from aaa import manage
+from core.db.models import SubscriberStatus
+from core.errors import InvalidInput
 from radbill.cli.context import CliContext, stdin_value
 from radbill.cli.context import run_once as run
 from radbill.cli.output import add_out_argument, emit_list, emit_object
-from radbill.db.models import SubscriberStatus
-from radbill.errors import InvalidInput
 
 LIST_COLUMNS = ["login", "status", "plan", "static_ip", "auth"]
 STATUSES = [s.value for s in SubscriberStatus]

@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import PoolResetState, StaticPool
 
-from radbill.errors import ConfigError
+from core.errors import ConfigError
 
 
 def is_sqlite(url: str) -> bool:
@@ -31,7 +31,7 @@ def make_engine(url: str, *, pool_size: int = 8, pool_recycle: int = 3600,
     server dropped fails its first statement with 2006/2013 instead;
     SQLAlchemy then invalidates it and every older pooled connection, and
     ``DBPool`` retries the transaction once on a fresh one
-    (radbill.db.pool.is_transient; tests/test_pools_lease.py kills a
+    (core.db.pool.is_transient; tests/test_pools_lease.py kills a
     connection to show it).
     """
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from radbill.db.base import Base
+from core.db.base import Base
 
 config = context.config
 engine = config.attributes["engine"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import radbill.db.base
+import core.db.base
 
 MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
@@ -33,9 +33,9 @@ def upgrade() -> None:
     sa.Column('caller', sa.String(length=64), nullable=True),
     sa.Column('total_seconds', sa.BigInteger(), nullable=False),
     sa.Column('final', sa.Boolean(), nullable=False),
-    sa.Column('period_start', radbill.db.base.UTCDateTime(), nullable=False),
-    sa.Column('period_end', radbill.db.base.UTCDateTime(), nullable=False),
-    sa.Column('created_at', radbill.db.base.UTCDateTime(), nullable=False),
+    sa.Column('period_start', core.db.base.UTCDateTime(), nullable=False),
+    sa.Column('period_end', core.db.base.UTCDateTime(), nullable=False),
+    sa.Column('created_at', core.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscriber.id'], name=op.f('fk_usage_delta_subscriber_id_subscriber'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_usage_delta')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_usage_delta_idempotency_key')),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import radbill.db.base
+import core.db.base
 
 MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -30,11 +30,11 @@ def upgrade() -> None:
     sa.Column('user_name', sa.String(length=128), nullable=False),
     sa.Column('session_id', sa.String(length=128), nullable=False),
     sa.Column('multi_session_id', sa.String(length=128), nullable=True),
-    sa.Column('started_at', radbill.db.base.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', radbill.db.base.UTCDateTime(), nullable=False, comment='NAS event time, latest'),
-    sa.Column('stopped_at', radbill.db.base.UTCDateTime(), nullable=True),
-    sa.Column('last_seen_at', radbill.db.base.UTCDateTime(), nullable=False, comment='when radbill last heard of it'),
-    sa.Column('stale_deadline', radbill.db.base.UTCDateTime(), nullable=True, comment='open sessions only: closed as stale when passed'),
+    sa.Column('started_at', core.db.base.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', core.db.base.UTCDateTime(), nullable=False, comment='NAS event time, latest'),
+    sa.Column('stopped_at', core.db.base.UTCDateTime(), nullable=True),
+    sa.Column('last_seen_at', core.db.base.UTCDateTime(), nullable=False, comment='when radbill last heard of it'),
+    sa.Column('stale_deadline', core.db.base.UTCDateTime(), nullable=True, comment='open sessions only: closed as stale when passed'),
     sa.Column('interim_interval', sa.Integer(), nullable=False),
     sa.Column('start_seen', sa.Boolean(), nullable=False),
     sa.Column('session_time', sa.BigInteger(), nullable=False),
@@ -53,7 +53,7 @@ def upgrade() -> None:
     sa.Column('nas_port_type', sa.String(length=32), nullable=True),
     sa.Column('terminate_cause', sa.String(length=32), nullable=True),
     sa.Column('closed_by', sa.String(length=16), nullable=True),
-    sa.Column('created_at', radbill.db.base.UTCDateTime(), nullable=False),
+    sa.Column('created_at', core.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscriber.id'], name=op.f('fk_acct_session_subscriber_id_subscriber'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_acct_session')),
     sa.UniqueConstraint('unique_id', name=op.f('uq_acct_session_unique_id')),
@@ -80,16 +80,16 @@ def upgrade() -> None:
     sa.Column('callee', sa.String(length=64), nullable=True, comment='dialled number'),
     sa.Column('leg', sa.String(length=16), nullable=True),
     sa.Column('billable', sa.Boolean(), nullable=False),
-    sa.Column('setup_time', radbill.db.base.UTCDateTime(), nullable=True),
-    sa.Column('connect_time', radbill.db.base.UTCDateTime(), nullable=True),
-    sa.Column('disconnect_time', radbill.db.base.UTCDateTime(), nullable=True),
+    sa.Column('setup_time', core.db.base.UTCDateTime(), nullable=True),
+    sa.Column('connect_time', core.db.base.UTCDateTime(), nullable=True),
+    sa.Column('disconnect_time', core.db.base.UTCDateTime(), nullable=True),
     sa.Column('disconnect_cause', sa.String(length=32), nullable=True),
     sa.Column('duration', sa.BigInteger(), nullable=False, comment='seconds connected'),
-    sa.Column('started_at', radbill.db.base.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', radbill.db.base.UTCDateTime(), nullable=False),
-    sa.Column('stopped_at', radbill.db.base.UTCDateTime(), nullable=True),
-    sa.Column('last_seen_at', radbill.db.base.UTCDateTime(), nullable=False),
-    sa.Column('created_at', radbill.db.base.UTCDateTime(), nullable=False),
+    sa.Column('started_at', core.db.base.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', core.db.base.UTCDateTime(), nullable=False),
+    sa.Column('stopped_at', core.db.base.UTCDateTime(), nullable=True),
+    sa.Column('last_seen_at', core.db.base.UTCDateTime(), nullable=False),
+    sa.Column('created_at', core.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscriber.id'], name=op.f('fk_acct_call_subscriber_id_subscriber'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_acct_call')),
     sa.UniqueConstraint('unique_id', name=op.f('uq_acct_call_unique_id')),
@@ -103,7 +103,7 @@ def upgrade() -> None:
     op.create_table('acct_spool_position',
     sa.Column('spool_id', sa.String(length=36), nullable=False),
     sa.Column('last_seq', sa.BigInteger(), nullable=False),
-    sa.Column('updated_at', radbill.db.base.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', core.db.base.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('spool_id', name=op.f('pk_acct_spool_position')),
     **MYSQL,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import radbill.db.base
+import core.db.base
 
 MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
@@ -38,7 +38,7 @@ def upgrade() -> None:
     sa.Column('allowance_octets', sa.BigInteger(), nullable=False),
     sa.Column('allowance_after', sa.String(length=16), nullable=False),
     sa.Column('throttle_rate_limit', sa.String(length=64), nullable=True),
-    sa.Column('updated_at', radbill.db.base.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', core.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['plan_id'], ['plan.id'], name=op.f('fk_tariff_plan_id_plan'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('plan_id', name=op.f('pk_tariff')),
     **MYSQL,
@@ -80,10 +80,10 @@ def upgrade() -> None:
     sa.Column('credit_limit', sa.BigInteger(), nullable=True, comment="minor units; NULL = the plan's"),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('status_reason', sa.String(length=255), nullable=False),
-    sa.Column('status_changed_at', radbill.db.base.UTCDateTime(), nullable=True),
-    sa.Column('next_fee_at', radbill.db.base.UTCDateTime(), nullable=True),
-    sa.Column('created_at', radbill.db.base.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', radbill.db.base.UTCDateTime(), nullable=False),
+    sa.Column('status_changed_at', core.db.base.UTCDateTime(), nullable=True),
+    sa.Column('next_fee_at', core.db.base.UTCDateTime(), nullable=True),
+    sa.Column('created_at', core.db.base.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', core.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscriber.id'], name=op.f('fk_billing_account_subscriber_id_subscriber'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_billing_account')),
     sa.UniqueConstraint('subscriber_id', name=op.f('uq_billing_account_subscriber_id')),
@@ -105,7 +105,7 @@ def upgrade() -> None:
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=24), nullable=False),
     sa.Column('detail', sa.String(length=255), nullable=False),
-    sa.Column('created_at', radbill.db.base.UTCDateTime(), nullable=False),
+    sa.Column('created_at', core.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['billing_account.id'], name=op.f('fk_billing_event_account_id_billing_account'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_billing_event')),
     **MYSQL,
@@ -127,14 +127,14 @@ def upgrade() -> None:
     sa.Column('charged', sa.BigInteger(), nullable=False, comment='minor units charged'),
     sa.Column('rating', sa.JSON(), nullable=False),
     sa.Column('grant_seconds', sa.Integer(), nullable=True),
-    sa.Column('exhausts_at', radbill.db.base.UTCDateTime(), nullable=True, comment='when the held money runs out, if it is short'),
+    sa.Column('exhausts_at', core.db.base.UTCDateTime(), nullable=True, comment='when the held money runs out, if it is short'),
     sa.Column('throttled', sa.Boolean(), nullable=False),
-    sa.Column('cut_requested_at', radbill.db.base.UTCDateTime(), nullable=True),
+    sa.Column('cut_requested_at', core.db.base.UTCDateTime(), nullable=True),
     sa.Column('cut_result', sa.String(length=32), nullable=True),
-    sa.Column('expires_at', radbill.db.base.UTCDateTime(), nullable=True),
-    sa.Column('last_usage_at', radbill.db.base.UTCDateTime(), nullable=True),
-    sa.Column('created_at', radbill.db.base.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', radbill.db.base.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', core.db.base.UTCDateTime(), nullable=True),
+    sa.Column('last_usage_at', core.db.base.UTCDateTime(), nullable=True),
+    sa.Column('created_at', core.db.base.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', core.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['billing_account.id'], name=op.f('fk_charging_session_account_id_billing_account'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_charging_session')),
     sa.UniqueConstraint('source', 'source_id', name=op.f('uq_charging_session_source_source_id')),
@@ -152,7 +152,7 @@ def upgrade() -> None:
     sa.Column('reference', sa.String(length=128), nullable=True, comment='external payment id'),
     sa.Column('source_id', sa.String(length=64), nullable=True, comment='session or call charged'),
     sa.Column('description', sa.String(length=255), nullable=False),
-    sa.Column('created_at', radbill.db.base.UTCDateTime(), nullable=False),
+    sa.Column('created_at', core.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['billing_account.id'], name=op.f('fk_ledger_entry_account_id_billing_account'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_entry')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_ledger_entry_idempotency_key')),

@@ -2,7 +2,7 @@
 
 They sit at the bottom of the import graph because accounting, billing and
 pools all refer to them; each upper package keeps its own tables in its own
-``models.py`` on the same :class:`~radbill.db.base.Base`.
+``models.py`` on the same :class:`~core.db.base.Base`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from radbill.db.base import Base, UTCDateTime, utcnow
+from core.db.base import Base, UTCDateTime, utcnow
 
 
 class Vendor(enum.StrEnum):

@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from radbill.errors import SchemaOutdated
+from core.errors import SchemaOutdated
 
 UPGRADE_HINT = "run 'radbill db upgrade'"
 
@@ -23,7 +23,7 @@ UPGRADE_HINT = "run 'radbill db upgrade'"
 def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location",
-                        str(resources.files("radbill.db").joinpath("migrations")))
+                        str(resources.files("core.db").joinpath("migrations")))
     if engine is not None:
         cfg.attributes["engine"] = engine
     return cfg

@@ -21,7 +21,7 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from radbill.errors import DatabaseUnavailable
+from core.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 

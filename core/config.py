@@ -20,7 +20,7 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from radbill.errors import ConfigError
+from core.errors import ConfigError
 
 ENV_CONFIG = "RADBILL_CONFIG"
 DEFAULT_CONFIG_PATHS = (Path("/etc/radbill/radbill.toml"),)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import radbill.db.base
+import core.db.base
 
 # Binary collation: logins compare exactly, as on SQLite and as the NAS sends them.
 MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
@@ -31,8 +31,8 @@ def upgrade() -> None:
     sa.Column('require_message_authenticator', sa.Boolean(), nullable=False),
     sa.Column('coa_port', sa.Integer(), nullable=False),
     sa.Column('description', sa.String(length=255), nullable=False),
-    sa.Column('created_at', radbill.db.base.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', radbill.db.base.UTCDateTime(), nullable=False),
+    sa.Column('created_at', core.db.base.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', core.db.base.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_nas')),
     sa.UniqueConstraint('name', name=op.f('uq_nas_name')),
     **MYSQL,
@@ -47,8 +47,8 @@ def upgrade() -> None:
     sa.Column('simultaneous_use', sa.Integer(), nullable=True),
     sa.Column('framed_protocol', sa.String(length=16), nullable=True),
     sa.Column('extra_reply', sa.JSON(), nullable=False, comment='[[attribute, value], ...] added to every Access-Accept'),
-    sa.Column('created_at', radbill.db.base.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', radbill.db.base.UTCDateTime(), nullable=False),
+    sa.Column('created_at', core.db.base.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', core.db.base.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_plan')),
     sa.UniqueConstraint('name', name=op.f('uq_plan_name')),
     **MYSQL,
@@ -64,8 +64,8 @@ def upgrade() -> None:
     sa.Column('cleartext_password', sa.String(length=255), nullable=True, comment='kept only when chap_enabled'),
     sa.Column('static_ip', sa.String(length=45), nullable=True),
     sa.Column('description', sa.Text().with_variant(sa.String(length=1024), 'mysql'), nullable=False),
-    sa.Column('created_at', radbill.db.base.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', radbill.db.base.UTCDateTime(), nullable=False),
+    sa.Column('created_at', core.db.base.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', core.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['plan_id'], ['plan.id'], name=op.f('fk_subscriber_plan_id_plan'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscriber')),
     sa.UniqueConstraint('login', name=op.f('uq_subscriber_login')),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import radbill.db.base
+import core.db.base
 
 MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
@@ -34,7 +34,7 @@ def upgrade() -> None:
     sa.Column('nas_group', sa.String(length=64), nullable=True, comment='only NASes of this group use the pool; NULL = all'),
     sa.Column('framed_pool_name', sa.String(length=64), nullable=True, comment="the NAS's name for it in Framed-Pool; NULL = name"),
     sa.Column('description', sa.String(length=255), nullable=False),
-    sa.Column('created_at', radbill.db.base.UTCDateTime(), nullable=False),
+    sa.Column('created_at', core.db.base.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_pool')),
     sa.UniqueConstraint('name', name=op.f('uq_pool_name')),
     **MYSQL,
@@ -76,9 +76,9 @@ def upgrade() -> None:
     sa.Column('device', sa.String(length=64), nullable=True, comment='Calling-Station-Id of the holder'),
     sa.Column('nas_id', sa.Integer(), nullable=True),
     sa.Column('acct_session_id', sa.String(length=64), nullable=True),
-    sa.Column('assigned_at', radbill.db.base.UTCDateTime(), nullable=True),
-    sa.Column('expires_at', radbill.db.base.UTCDateTime(), nullable=True),
-    sa.Column('last_released_at', radbill.db.base.UTCDateTime(), nullable=False),
+    sa.Column('assigned_at', core.db.base.UTCDateTime(), nullable=True),
+    sa.Column('expires_at', core.db.base.UTCDateTime(), nullable=True),
+    sa.Column('last_released_at', core.db.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['pool_id'], ['pool.id'], name=op.f('fk_pool_item_pool_id_pool'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_pool_item')),
     sa.UniqueConstraint('kind', 'value', name='uq_pool_item_kind_value'),
