@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from aaa import manage
+from aaa.admin import plans as admin_plans
+from aaa.admin import validate as admin_validate
 from core.errors import InvalidInput
 from pools.manage import thd_plan_pools, thd_replace_plan_pools
 from radbill.cli.context import run_once as run
@@ -22,7 +23,7 @@ SERVICE_FIELDS = ("rate_limit", "session_timeout", "idle_timeout", "interim_inte
 
 def _seconds_or_none(text: str) -> int | None:
     """An argparse type: a whole number, or 'none' to clear the field (plan set)."""
-    if text.strip().lower() in manage.NONE_WORDS:
+    if text.strip().lower() in admin_validate.NONE_WORDS:
         return None
     try:
         return int(text)
@@ -103,8 +104,8 @@ def _pool_names(pools: list[str]) -> list[str]:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    def thd(session: Session) -> manage.PlanInfo:
-        info = manage.thd_add_plan(
+    def thd(session: Session) -> admin_plans.PlanInfo:
+        info = admin_plans.thd_add_plan(
             session, args.name, args.rate_limit, args.session_timeout, args.idle_timeout,
             args.interim_interval, args.simultaneous_use,
             "PPP" if args.framed_protocol is None else args.framed_protocol,
@@ -119,14 +120,14 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = [info.as_dict() for info in run(args, manage.thd_list_plans)]
+    rows = [info.as_dict() for info in run(args, admin_plans.thd_list_plans)]
     emit_list(rows, LIST_COLUMNS, args.out, root="plans", item="plan")
     return 0
 
 
 def thd_show_plan(session: Session, name: str) -> dict[str, Any]:
     """The plan's service side and the pools it draws from, in the order they are tried."""
-    shown = manage.thd_get_plan(session, name).as_dict()
+    shown = admin_plans.thd_get_plan(session, name).as_dict()
     shown["pools"] = [link.pool for link in thd_plan_pools(session, name)]
     return shown
 
@@ -150,9 +151,9 @@ def cmd_set(args: argparse.Namespace) -> int:
     if not changes and pools is None:
         raise InvalidInput("nothing to change; give at least one option (see --help)")
 
-    def thd(session: Session) -> manage.PlanInfo:
-        info = (manage.thd_update_plan(session, args.name, changes) if changes
-                else manage.thd_get_plan(session, args.name))
+    def thd(session: Session) -> admin_plans.PlanInfo:
+        info = (admin_plans.thd_update_plan(session, args.name, changes) if changes
+                else admin_plans.thd_get_plan(session, args.name))
         if pools is not None:
             thd_replace_plan_pools(session, info.name, _pool_names(pools))
         return info
@@ -164,6 +165,6 @@ def cmd_set(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    info = run(args, manage.thd_remove_plan, args.name)
+    info = run(args, admin_plans.thd_remove_plan, args.name)
     print(f"plan {info.name!r} removed")
     return 0

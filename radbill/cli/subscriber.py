@@ -14,7 +14,10 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from aaa import manage
+from aaa.admin import importing as admin_importing
+from aaa.admin import passwords as admin_passwords
+from aaa.admin import subscribers as admin_subscribers
+from aaa.admin import validate as admin_validate
 from core.db.models import SubscriberStatus
 from core.errors import InvalidInput
 from radbill.cli.context import CliContext, stdin_value
@@ -111,14 +114,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 
-def _auth(info: manage.SubscriberInfo) -> str:
+def _auth(info: admin_subscribers.SubscriberInfo) -> str:
     return ", ".join(info.auth_methods) or "none"
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    login = manage.validate_login(args.login)  # fail fast, before ~70 ms of argon2
-    credentials = manage.hash_credentials(stdin_value(args.password, "password"))
-    info = run(args, manage.thd_add_subscriber, login, credentials, args.plan, args.chap,
+    login = admin_validate.validate_login(args.login)  # fail fast, before ~70 ms of argon2
+    credentials = admin_passwords.hash_credentials(stdin_value(args.password, "password"))
+    info = run(args, admin_subscribers.thd_add_subscriber, login, credentials, args.plan, args.chap,
                args.static_ip, args.status, args.description)
     print(f"subscriber {info.login!r} added (plan {info.plan or 'none'}, "
           f"auth {_auth(info)})")
@@ -126,15 +129,15 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    infos = run(args, manage.thd_list_subscribers, args.status, args.plan, args.login_prefix,
-                args.limit, args.offset)
+    infos = run(args, admin_subscribers.thd_list_subscribers, args.status, args.plan,
+                args.login_prefix, args.limit, args.offset)
     emit_list([i.as_dict() for i in infos], LIST_COLUMNS, args.out, root="subscribers",
               item="subscriber")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    info = run(args, manage.thd_get_subscriber, args.login)
+    info = run(args, admin_subscribers.thd_get_subscriber, args.login)
     emit_object(info.as_dict(), args.out, item="subscriber")
     return 0
 
@@ -145,12 +148,12 @@ def cmd_set(args: argparse.Namespace) -> int:
     if not changes and not args.no_chap:
         raise InvalidInput("nothing to change; give at least one option (see --help)")
 
-    def apply(session: Any) -> manage.SubscriberInfo:
-        info = manage.thd_get_subscriber(session, args.login)
+    def apply(session: Any) -> admin_subscribers.SubscriberInfo:
+        info = admin_subscribers.thd_get_subscriber(session, args.login)
         if changes:
-            info = manage.thd_update_subscriber(session, args.login, changes)
+            info = admin_subscribers.thd_update_subscriber(session, args.login, changes)
         if args.no_chap:
-            info = manage.thd_disable_chap(session, args.login)
+            info = admin_subscribers.thd_disable_chap(session, args.login)
         return info
 
     info = run(args, apply)
@@ -160,14 +163,14 @@ def cmd_set(args: argparse.Namespace) -> int:
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
-    credentials = manage.hash_credentials(stdin_value(args.password, "password"))
-    info = run(args, manage.thd_set_password, args.login, credentials, args.chap)
+    credentials = admin_passwords.hash_credentials(stdin_value(args.password, "password"))
+    info = run(args, admin_subscribers.thd_set_password, args.login, credentials, args.chap)
     print(f"password of {info.login!r} changed (auth {_auth(info)})")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    info = run(args, manage.thd_set_status, args.login, args.status)
+    info = run(args, admin_subscribers.thd_set_status, args.login, args.status)
     print(f"subscriber {info.login!r} is now {info.status}")
     if not getattr(args, "disconnect", False):
         return 0
@@ -179,15 +182,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    info = run(args, manage.thd_remove_subscriber, args.login)
+    info = run(args, admin_subscribers.thd_remove_subscriber, args.login)
     print(f"subscriber {info.login!r} removed")
     return 0
 
 
-def _read_rows(path: str) -> list[manage.ImportRow]:
-    def parse(stream: TextIO) -> list[manage.ImportRow]:
+def _read_rows(path: str) -> list[admin_importing.ImportRow]:
+    def parse(stream: TextIO) -> list[admin_importing.ImportRow]:
         try:
-            return manage.read_import_csv(stream)
+            return admin_importing.read_import_csv(stream)
         except InvalidInput as exc:
             raise InvalidInput(f"{path}: {exc}") from None
 
@@ -210,15 +213,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         try:
             # Check against the database before spending minutes on argon2.
-            ctx.run(manage.thd_check_import, rows)
+            ctx.run(admin_importing.thd_check_import, rows)
         except InvalidInput as exc:
             raise InvalidInput(f"{args.file}: {exc}") from None
         to_hash = sum(1 for r in rows if r.needs_hashing)
         with tqdm(total=to_hash, desc="hashing passwords", unit="row", file=sys.stderr,
                   disable=args.quiet or to_hash == 0 or not sys.stderr.isatty()) as bar:
-            rows = manage.hash_import_rows(rows, workers=args.workers, progress=bar.update,
+            rows = admin_importing.hash_import_rows(rows, workers=args.workers, progress=bar.update,
                                            argon2_now=args.argon2_now)
-        result = ctx.run(manage.thd_import_subscribers, rows)
+        result = ctx.run(admin_importing.thd_import_subscribers, rows)
     finally:
         ctx.close()
     elapsed = time.monotonic() - started
