@@ -159,6 +159,36 @@ class WebConfig:
     port: int = opt(8080, _port)
 
 
+def _time_zone(v: str) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "must be an IANA time zone such as UTC or Europe/Moscow"
+    return None
+
+
+@dataclass(frozen=True)
+class PagesConfig:
+    time_zone: str = opt("UTC", _time_zone,
+                         doc="time zone the admin and self-care pages show times in")
+    default_language: str = opt("en", _one_of("en", "ru"),
+                                doc="page language until a visitor picks one (en, ru)")
+    page_size: int = opt(50, lambda v: None if 1 <= v <= 500 else "must be 1..500",
+                         doc="rows per page in lists")
+
+
+@dataclass(frozen=True)
+class SelfcareConfig:
+    listen: str = opt("127.0.0.1", lambda v: _ip_addresses([v]),
+                      doc="address of a separate 'radbill selfcare' process")
+    port: int = opt(8081, _port)
+    api_url: str = opt("", doc="radbill's API, e.g. http://10.0.0.5:8080 (or --api)")
+    token_file: str = opt("", doc="file holding a selfcare-frontend token (or --token-file)")
+    behind_proxy: bool = opt(False, doc="trust X-Forwarded-Proto from the TLS proxy in front")
+
+
 @dataclass(frozen=True)
 class MetricsConfig:
     enabled: bool = opt(False)
@@ -176,6 +206,8 @@ class Config:
     coa: CoaConfig = field(default_factory=CoaConfig)
     pools: PoolsConfig = field(default_factory=PoolsConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    pages: PagesConfig = field(default_factory=PagesConfig)
+    selfcare: SelfcareConfig = field(default_factory=SelfcareConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = field(default="(defaults)", compare=False)
 

@@ -19,6 +19,8 @@ from core.db import schema
 from core.db.engine import make_engine
 from core.db.pool import DBPool
 
+pytest_plugins = ["tests.browser_support"]
+
 MARIADB_URL = os.environ.get("RADBILL_TEST_DATABASE_URL", "")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

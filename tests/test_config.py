@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,18 @@ enabled = true
 listen = "::1"
 port = 8443
 
+[pages]
+time_zone = "Europe/Moscow"
+default_language = "ru"
+page_size = 25
+
+[selfcare]
+listen = "192.0.2.1"
+port = 8443
+api_url = "http://10.0.0.5:8080"
+token_file = "/etc/radbill/selfcare.token"
+behind_proxy = true
+
 [metrics]
 enabled = true
 listen = "127.0.0.1"
@@ -133,6 +146,9 @@ def test_full_config_parses_every_value() -> None:
     assert cfg.pools.warn_utilization == 80
     assert (cfg.web.enabled, cfg.web.listen, cfg.web.port) == (True, "::1", 8443)
     assert (cfg.metrics.enabled, cfg.metrics.port) == (True, 9100)
+    assert (cfg.pages.time_zone, cfg.pages.default_language, cfg.pages.page_size) == (
+        "Europe/Moscow", "ru", 25)
+    assert (cfg.selfcare.api_url, cfg.selfcare.behind_proxy) == ("http://10.0.0.5:8080", True)
     set_keys = {(s, k) for s, table in tomllib.loads(FULL_TOML).items() for k in table}
     declared = {(s, k) for s, keys in describe_defaults().items() for k in keys}
     assert set_keys == declared  # FULL_TOML really is full
@@ -327,3 +343,14 @@ def test_example_file_is_valid_and_shows_defaults() -> None:
     """The example parses cleanly and, as its header says, shows the default values."""
     example = _example()
     assert parse_config(example, str(EXAMPLE)) == Config()
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    ('[pages]\ntime_zone = "Mars/Olympus"', "pages.time_zone = 'Mars/Olympus': must be an IANA"),
+    ('[pages]\ndefault_language = "de"', "pages.default_language = 'de': must be one of en, ru"),
+    ('[pages]\npage_size = 0', "pages.page_size = 0: must be 1..500"),
+])
+def test_pages_keys_checked(toml: str, message: str) -> None:
+    """A bad page time zone, language or page size is refused naming its key."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(tomllib.loads(toml))
