@@ -99,12 +99,15 @@ class Authenticator:
                 return self._chap(pkt, sub)
             if method == "mschapv2":
                 return self._mschapv2(pkt, user_name, sub)
+            if method == "mschapv1":
+                return self._mschapv1(pkt, sub)
         except CryptoInputError as exc:
             return AuthResult(Outcome.MALFORMED_CREDENTIALS, method, detail=str(exc))
         if method == "none":
             return AuthResult(Outcome.NO_CREDENTIALS, method)
-        name = eap_method_name(pkt) if method == "eap" else "MS-CHAPv1"
-        log.info("rejecting %s: %s is not supported", sub.login, name)
+        name = eap_method_name(pkt)
+        log.info("rejecting %s: %s is not supported (terminate EAP in FreeRADIUS and proxy "
+                 "the inner request: docs/migration.md)", sub.login, name)
         return AuthResult(Outcome.UNSUPPORTED_METHOD, method, detail=f"{name} is not supported")
 
     def _pap(self, pkt: Packet, sub: SubscriberAuth) -> Maybe[AuthResult]:
@@ -164,4 +167,29 @@ class Authenticator:
             ("MS-MPPE-Recv-Key", recv_key),
             ("MS-MPPE-Encryption-Policy", 1),  # allowed
             ("MS-MPPE-Encryption-Types", 6),   # 128-bit | 40-bit
+        ])
+
+    def _mschapv1(self, pkt: Packet, sub: SubscriberAuth) -> AuthResult:
+        """MS-CHAPv1 (RFC 2433) by the NT hash; MS-CHAP-MPPE-Keys for MPPE (RFC 2548 2.4.1)."""
+        challenge = raw(pkt, MS_CHAP_CHALLENGE)
+        if challenge is None or len(challenge) != mschap.MSCHAP1_CHALLENGE_LENGTH:
+            raise CryptoInputError("MS-CHAP-Response without an 8-octet MS-CHAP-Challenge")
+        response = mschap.parse_mschap1_response(raw(pkt, MS_CHAP_RESPONSE) or b"")
+        if not response.uses_nt:
+            return AuthResult(Outcome.UNSUPPORTED_METHOD, "mschapv1",
+                              detail="MS-CHAPv1 with only an LM-Response is not supported")
+        if sub.nt_hash is None:
+            return AuthResult(Outcome.WRONG_PASSWORD, "mschapv1", detail="no NT hash stored")
+        if not mschap.verify_mschap1(sub.nt_hash, challenge, response):
+            # RFC 2433 section 6 failure packet: "E=eeeeeeeeee R=r" (v1 has no C= or V=).
+            error = bytes((response.ident,)) + b"E=691 R=0"
+            return AuthResult(Outcome.WRONG_PASSWORD, "mschapv1",
+                              attributes=[("MS-CHAP-Error", error)])
+        # Hidden like User-Password with the Request Authenticator (RFC 2548 2.4.1); pyrad's
+        # encoder does not apply encrypt=1 itself, its PwCrypt does the hiding.
+        hidden = pkt.PwCrypt(mschap.mschap1_mppe_keys(sub.nt_hash))
+        return AuthResult(Outcome.ACCEPT, "mschapv1", attributes=[
+            ("MS-CHAP-MPPE-Keys", hidden),
+            ("MS-MPPE-Encryption-Policy", mschap.MPPE_ENCRYPTION_POLICY_ALLOWED),
+            ("MS-MPPE-Encryption-Types", mschap.MPPE_ENCRYPTION_TYPES_40_OR_128),
         ])

@@ -1,4 +1,4 @@
-"""MS-CHAPv2 (RFC 2759) verification and MPPE key derivation (RFC 3079).
+"""MS-CHAPv2 (RFC 2759) and MS-CHAPv1 (RFC 2433) verification, MPPE keys (RFC 3079, 2548).
 
 The server side of MS-CHAPv2 over RADIUS (RFC 2548): the NAS forwards the
 peer's response in MS-CHAP-Challenge / MS-CHAP2-Response, and the server
@@ -50,7 +50,10 @@ __all__ = [
     "MPPE_ENCRYPTION_POLICY_REQUIRED",
     "MPPE_ENCRYPTION_TYPES_40_OR_128",
     "MPPE_ENCRYPTION_TYPES_128",
+    "MSCHAP1_CHALLENGE_LENGTH",
+    "MSCHAP1_RESPONSE_LENGTH",
     "MSCHAP2_RESPONSE_LENGTH",
+    "MSCHAP1Response",
     "MSCHAP2Response",
     "asymmetric_start_key",
     "challenge_hash",
@@ -61,9 +64,12 @@ __all__ = [
     "hash_nt_password_hash",
     "master_key",
     "mppe_keys",
+    "mschap1_mppe_keys",
     "nt_password_hash",
+    "parse_mschap1_response",
     "parse_mschap2_response",
     "strip_domain",
+    "verify_mschap1",
     "verify_mschap2",
 ]
 
@@ -75,6 +81,12 @@ NT_HASH_LENGTH: Final = 16
 #: MS-CHAP2-Response value: Ident 1, Flags 1, Peer-Challenge 16, Reserved 8,
 #: Response 24 (RFC 2548 section 2.3.2).
 MSCHAP2_RESPONSE_LENGTH: Final = 50
+#: MS-CHAPv1 (RFC 2548 2.3.1/2.3.2): an 8-octet MS-CHAP-Challenge, and an MS-CHAP-Response of
+#: Ident 1, Flags 1, LM-Response 24, NT-Response 24.
+MSCHAP1_CHALLENGE_LENGTH: Final = 8
+MSCHAP1_RESPONSE_LENGTH: Final = 50
+#: Flags bit 0 of MS-CHAP-Response: the NT-Response field is valid (RFC 2548 2.1.3).
+MSCHAP1_USE_NT: Final = 0x01
 
 #: MS-MPPE-Encryption-Policy values (RFC 2548 2.4.4), sent as 4-octet integers.
 MPPE_ENCRYPTION_POLICY_ALLOWED: Final = 1
@@ -306,3 +318,54 @@ def mppe_keys(nt_hash: bytes, nt_response: bytes) -> tuple[bytes, bytes]:
     send_key = asymmetric_start_key(master, 16, is_send=True, is_server=True)
     recv_key = asymmetric_start_key(master, 16, is_send=False, is_server=True)
     return send_key, recv_key
+
+
+# -- MS-CHAPv1 (RFC 2433) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MSCHAP1Response:
+    """Decoded MS-CHAP-Response attribute value (RFC 2548 section 2.3.1).
+
+    Only the NT-Response is ever checked: the LM-Response needs the LAN
+    Manager hash, which radbill never stores (it is breakable in seconds).
+    """
+
+    ident: int
+    flags: int
+    nt_response: bytes
+
+    @property
+    def uses_nt(self) -> bool:
+        return bool(self.flags & MSCHAP1_USE_NT)
+
+
+def parse_mschap1_response(attr: bytes) -> MSCHAP1Response:
+    """Split the 50-octet MS-CHAP-Response VSA value; anything else is malformed."""
+    _require_length("MS-CHAP-Response", attr, MSCHAP1_RESPONSE_LENGTH)
+    return MSCHAP1Response(ident=attr[0], flags=attr[1], nt_response=bytes(attr[26:50]))
+
+
+def verify_mschap1(nt_hash: bytes, challenge: bytes, response: MSCHAP1Response) -> bool:
+    """Whether the peer's NT-Response answers the 8-octet challenge (RFC 2433 A.5).
+
+    MS-CHAPv1 has no peer challenge and does not hash the user name: the
+    response is ChallengeResponse(challenge, NtPasswordHash) directly.
+    """
+    _require_length("MS-CHAP-Challenge", challenge, MSCHAP1_CHALLENGE_LENGTH)
+    expected = challenge_response(challenge, nt_hash)
+    return hmac.compare_digest(expected, response.nt_response)
+
+
+def mschap1_mppe_keys(nt_hash: bytes) -> bytes:
+    """The MS-CHAP-MPPE-Keys value for an MS-CHAPv1 Access-Accept (RFC 2548 2.4.1).
+
+    8 octets of LM key, then the 16-octet NT key, from which the NAS derives
+    the MPPE start keys (RFC 3079 section 2: GetStartKey(challenge,
+    NtPasswordHashHash)). RFC 2548 says "NT hash", but what peers (and
+    FreeRADIUS's rlm_mschap) use is the hash of the NT hash; radbill keeps no
+    LM hash, so the LM key is zeros, as FreeRADIUS sends without
+    LM-Password. The value is hidden like User-Password (``encrypt=1`` in the
+    dictionary, done by pyrad) and padded there to 32 octets.
+    """
+    return b"\x00" * 8 + hash_nt_password_hash(nt_hash)

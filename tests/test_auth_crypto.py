@@ -11,6 +11,7 @@ from pyrad.packet import AccessRequest, AuthPacket
 from aaa.chap import chap_response, verify_chap
 from aaa.errors import CryptoInputError
 from aaa.mschap import (
+    MSCHAP1Response,
     MSCHAP2Response,
     asymmetric_start_key,
     challenge_hash,
@@ -21,9 +22,12 @@ from aaa.mschap import (
     hash_nt_password_hash,
     master_key,
     mppe_keys,
+    mschap1_mppe_keys,
     nt_password_hash,
+    parse_mschap1_response,
     parse_mschap2_response,
     strip_domain,
+    verify_mschap1,
     verify_mschap2,
 )
 from aaa.pap import decrypt_user_password, hash_password, needs_rehash, verify_password
@@ -437,3 +441,53 @@ def test_verify_chap_random_input_never_raises(
 ) -> None:
     """verify_chap returns a bool and never raises for well-sized random input."""
     assert verify_chap(chap_password, challenge, cleartext) in (True, False)
+
+
+# ============================== MS-CHAPv1 ===================================
+# RFC 2433 appendix B.2 (hash example, password "MyPw") and RFC 3079 section 2.5 (MS-CHAPv1
+# key derivation, password "clientPass": NtPasswordHash and NtPasswordHashHash).
+V1_PASSWORD = "MyPw"
+V1_CHALLENGE = h("102DB5DF085D3041")
+V1_PASSWORD_HASH = h("FC156AF7EDCD6C0EDDE3337D427F4EAC")
+V1_NT_RESPONSE = h("4E9D3C8F9CFD385D5BF4D3246791956CA4C351AB409A3D61")
+
+
+def v1_attr(flags: int = 1, nt_response: bytes = V1_NT_RESPONSE, ident: int = 5) -> bytes:
+    """An MS-CHAP-Response value: ident, flags, 24-octet LM-Response (zeros), NT-Response."""
+    return bytes((ident, flags)) + bytes(24) + nt_response
+
+
+def test_mschap1_rfc2433_vectors() -> None:
+    """NtPasswordHash and the NT-Response of RFC 2433 appendix B.2."""
+    assert nt_password_hash(V1_PASSWORD) == V1_PASSWORD_HASH
+    assert challenge_response(V1_CHALLENGE, V1_PASSWORD_HASH) == V1_NT_RESPONSE
+
+
+def test_verify_mschap1_accepts_rfc_response_and_rejects_others() -> None:
+    """The RFC 2433 response verifies; another password or challenge does not."""
+    response = parse_mschap1_response(v1_attr())
+    assert response == MSCHAP1Response(ident=5, flags=1, nt_response=V1_NT_RESPONSE)
+    assert response.uses_nt
+    assert verify_mschap1(V1_PASSWORD_HASH, V1_CHALLENGE, response)
+    assert not verify_mschap1(nt_password_hash("mypw"), V1_CHALLENGE, response)
+    assert not verify_mschap1(V1_PASSWORD_HASH, V1_CHALLENGE[::-1], response)
+    assert not parse_mschap1_response(v1_attr(flags=0)).uses_nt
+
+
+@pytest.mark.parametrize("length", [0, 49, 51])
+def test_parse_mschap1_response_rejects_wrong_length(length: int) -> None:
+    """An MS-CHAP-Response that is not 50 octets is malformed."""
+    with pytest.raises(CryptoInputError):
+        parse_mschap1_response(bytes(length))
+
+
+def test_verify_mschap1_rejects_16_octet_challenge() -> None:
+    """MS-CHAPv1's challenge is 8 octets; a v2-sized one is malformed, not a wrong password."""
+    with pytest.raises(CryptoInputError):
+        verify_mschap1(V1_PASSWORD_HASH, bytes(16), parse_mschap1_response(v1_attr()))
+
+
+def test_mschap1_mppe_keys_rfc3079() -> None:
+    """MS-CHAP-MPPE-Keys: 8 zero octets of LM key, then RFC 3079's NtPasswordHashHash."""
+    keys = mschap1_mppe_keys(PASSWORD_HASH)  # "clientPass", as in RFC 3079 2.5
+    assert keys == bytes(8) + PASSWORD_HASH_HASH

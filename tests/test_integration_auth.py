@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,13 @@ from core.db import schema
 from core.db.engine import make_engine
 from core.db.models import Nas, Plan, Subscriber, SubscriberStatus
 from tests.conftest import IN_CI, MARIADB_URL, _reset_mariadb
-from tests.radclient import free_udp_port, radclient, require_radclient
+from tests.radclient import (
+    RadclientResult,
+    free_udp_port,
+    parse_output,
+    radclient,
+    require_radclient,
+)
 
 SECRET = "testing123"
 AUTHENTICATOR_CHALLENGE = bytes.fromhex("5B5D7C7D7B3F2F3E3C2C602132262628")
@@ -173,6 +180,41 @@ def test_mschapv2_reject(server: tuple[int, subprocess.Popen[str], Path]) -> Non
     r = radclient(f"127.0.0.1:{auth}", "auth", SECRET, mschapv2_attrs("bob", "wrong"))
     assert r.code == "Access-Reject", r.output
     assert "E=691" in (r.value("MS-CHAP-Error") or "")
+
+
+def radtest(method: str, login: str, password: str, auth: int) -> RadclientResult:
+    """FreeRADIUS's own radtest (radclient underneath), as an operator would run it."""
+    radtest_path = shutil.which("radtest")
+    if radtest_path is None:
+        if IN_CI:
+            pytest.fail("radtest is not installed (Debian package freeradius-utils)")
+        pytest.skip("radtest not installed")
+    proc = subprocess.run([radtest_path, "-t", method, login, password, f"127.0.0.1:{auth}", "0",
+                           SECRET], capture_output=True, text=True, timeout=30, check=False)
+    return parse_output(proc.stdout + proc.stderr)
+
+
+def test_radtest_mschap_v1_accept_with_mppe_keys(
+        server: tuple[int, subprocess.Popen[str], Path]) -> None:
+    """`radtest -t mschap` (MS-CHAPv1) is accepted with RFC 2548 MS-CHAP-MPPE-Keys."""
+    auth, _, _ = server
+    r = radtest("mschap", "bob", "s3cret!", auth)
+    assert r.code == "Access-Accept", r.output
+    expected = bytes(8) + mschap.hash_nt_password_hash(mschap.nt_password_hash("s3cret!"))
+    # radclient un-hides the encrypt=1 value with the secret and prints it without the padding.
+    assert (r.value("MS-CHAP-MPPE-Keys") or "").lower() == "0x" + expected.hex()
+    assert r.value("MS-MPPE-Encryption-Policy") == "Encryption-Allowed"
+    assert r.value("Mikrotik-Rate-Limit") == "10M/20M"
+
+
+def test_radtest_mschap_v1_wrong_password(
+        server: tuple[int, subprocess.Popen[str], Path]) -> None:
+    """MS-CHAPv1 with a wrong password: Access-Reject, MS-CHAP-Error E=691, "Wrong password"."""
+    auth, _, _ = server
+    r = radtest("mschap", "bob", "wrong", auth)
+    assert r.code == "Access-Reject", r.output
+    assert "E=691" in (r.value("MS-CHAP-Error") or "")
+    assert r.value("Reply-Message") == "Wrong password"
 
 
 def test_eap_is_rejected_by_name(server: tuple[int, subprocess.Popen[str], Path]) -> None:

@@ -403,8 +403,18 @@ WEIRD_CASES: dict[str, tuple[Callable[[], bytes], Outcome]] = {
     "eap-peap": (lambda: USER + attr(79, b"\x02\x02\x00\x06\x19\x00"),
                  Outcome.UNSUPPORTED_METHOD),
     "eap-garbage": (lambda: USER + attr(79, b"\xff"), Outcome.UNSUPPORTED_METHOD),
-    "ms-chap-v1": (lambda: USER + vsa(MICROSOFT, 11, CHALLENGE16[:8])
-                   + vsa(MICROSOFT, 1, os.urandom(50)), Outcome.UNSUPPORTED_METHOD),
+    "ms-chap-v1-wrong": (lambda: USER + vsa(MICROSOFT, 11, CHALLENGE16[:8])
+                         + vsa(MICROSOFT, 1, b"\x01\x01" + os.urandom(48)),
+                         Outcome.WRONG_PASSWORD),
+    "ms-chap-v1-lm-only": (lambda: USER + vsa(MICROSOFT, 11, CHALLENGE16[:8])
+                           + vsa(MICROSOFT, 1, b"\x01\x00" + os.urandom(48)),
+                           Outcome.UNSUPPORTED_METHOD),
+    "ms-chap-v1-challenge-16-octets": (lambda: USER + vsa(MICROSOFT, 11, CHALLENGE16)
+                                       + vsa(MICROSOFT, 1, b"\x01\x01" + os.urandom(48)),
+                                       Outcome.MALFORMED_CREDENTIALS),
+    "ms-chap-v1-response-49-octets": (lambda: USER + vsa(MICROSOFT, 11, CHALLENGE16[:8])
+                                      + vsa(MICROSOFT, 1, os.urandom(49)),
+                                      Outcome.MALFORMED_CREDENTIALS),
     "no-password": (lambda: USER + attr(4, b"\xc0\x00\x02\x0a"), Outcome.NO_CREDENTIALS),
     "no-user-name": (lambda: attr(2, os.urandom(16)), Outcome.NO_CREDENTIALS),
     "unknown-login": (lambda: attr(1, b"mallory") + attr(2, os.urandom(16)),
