@@ -29,6 +29,7 @@ class SessionFilter:
     nas: str | None = None  # NAS name
     since: datetime | None = None
     limit: int = 50
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class CallFilter:
     caller: str | None = None
     callee: str | None = None
     limit: int = 50
+    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,8 @@ def session_list_statement(session: Session, f: SessionFilter) -> Select[Any]:
         stmt = stmt.where(t.stopped_at.is_(None))
     if f.since is not None:
         stmt = stmt.where(t.started_at >= f.since)
-    return stmt.order_by(t.started_at.desc(), t.id.desc()).limit(max(1, f.limit))
+    return (stmt.order_by(t.started_at.desc(), t.id.desc()).limit(max(1, f.limit))
+            .offset(max(0, f.offset)))
 
 
 def _session_info(r: Any, subs: dict[int, str], nases: dict[int, str],
@@ -204,7 +207,8 @@ def call_list_statement(session: Session, f: CallFilter) -> Select[Any]:
         stmt = stmt.where(t.caller == f.caller)
     if f.callee is not None:
         stmt = stmt.where(t.callee.startswith(f.callee, autoescape=True))
-    return stmt.order_by(t.started_at.desc(), t.id.desc()).limit(max(1, f.limit))
+    return (stmt.order_by(t.started_at.desc(), t.id.desc()).limit(max(1, f.limit))
+            .offset(max(0, f.offset)))
 
 
 def _call_info(r: Any, subs: dict[int, str], nases: dict[int, str]) -> CallInfo:

@@ -93,6 +93,33 @@ class MetricsService(service.Service):
         return None
 
 
+class WebService(service.Service):
+    """The HTTP side on ``[web] listen``/``port``: the pages (and the API when it lands)."""
+
+    def __init__(self, reactor: Any, listen: str, port: int, root: resource.Resource) -> None:
+        self.reactor, self.listen, self.port, self.root = reactor, listen, port, root
+        self.listening: Any = None
+
+    def startService(self) -> None:
+        site = server.Site(self.root)
+        site.displayTracebacks = False
+        self.listening = self.reactor.listenTCP(self.port, site, interface=self.listen)
+        super().startService()
+
+    def stopService(self) -> Any:
+        super().stopService()
+        if self.listening is not None:
+            return self.listening.stopListening()
+        return None
+
+
+def make_web_root(config: Config, dbpool: DBPool, reactor: Any) -> resource.Resource:
+    """Every web face this process serves, mounted under one root."""
+    from webadmin.pages.mount import local_selfcare, site_root
+
+    return site_root({b"my": local_selfcare(config, dbpool, reactor).resource})
+
+
 @dataclass
 class Radbill:
     """The built application: its root service and the parts tests and the CLI reach into."""
@@ -191,6 +218,9 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
                        interval=config.pools.expiry_interval).setServiceParent(root)
     if billing_service is not None:
         billing_service.setServiceParent(root)
+    if config.web.enabled:
+        WebService(reactor, config.web.listen, config.web.port,
+                   make_web_root(config, dbpool, reactor)).setServiceParent(root)
     if config.metrics.enabled:
         MetricsService(reactor, config.metrics.listen, config.metrics.port).setServiceParent(root)
     return Radbill(root=root, dbpool=dbpool, radius=radius, credentials=credentials,

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -216,3 +216,21 @@ def thd_remove_subscriber(session: Session, login: str) -> SubscriberInfo:
             f" (ledger, sessions or leases); 'radbill subscriber disable {login}' closes the "
             "account and keeps its history")
     return info
+
+
+@dataclass(frozen=True)
+class LoginSecrets:
+    """What checking a subscriber's own password needs (self-care login); never shown."""
+
+    login: str
+    status: str
+    password_hash: str | None = field(repr=False)
+    nt_hash: str | None = field(repr=False)
+
+
+def thd_login_secrets(session: Session, login: str) -> LoginSecrets | None:
+    row = session.execute(select(Subscriber.login, Subscriber.status, Subscriber.password_hash,
+                                 Subscriber.nt_hash).where(Subscriber.login == login)).first()
+    if row is None:
+        return None
+    return LoginSecrets(row[0], SubscriberStatus(row[1]).value, row[2], row[3])

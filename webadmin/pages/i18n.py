@@ -109,6 +109,13 @@ class Formatter:
         return numbers.format_currency(minor_to_major(int(minor), currency), currency,
                                        locale=self.lang)
 
+    def money_text(self, text: str | None, currency: str) -> str:
+        """A price given as decimal text in major units ('0.0125'), every digit kept."""
+        if not text:
+            return ""
+        return numbers.format_currency(Decimal(text), currency, locale=self.lang,
+                                       decimal_quantization=False)
+
     def amount(self, minor: int | None, currency: str) -> str:
         """Money without the currency sign, for form fields and CSV."""
         if minor is None:
@@ -173,7 +180,8 @@ class Formatter:
             size /= 1000
             unit += 1
         digits = 0 if unit == 0 or size >= 100 else 1
-        return f"{self.number(round(size, digits), digits)} {self.gettext(_BYTE_UNITS[unit])}"
+        text = numbers.format_decimal(round(size, digits), format="#,##0.#", locale=self.lang)
+        return f"{text} {self.gettext(_BYTE_UNITS[unit])}"
 
     def gettext(self, message: str) -> str:
         return translations(self.lang).gettext(message)

@@ -1,0 +1,54 @@
+"""The page sites as twisted.web resources, for whichever HTTP service serves them.
+
+``radbill serve``/``radbill web`` mount the admin at /admin/ and self-care at
+/my/ (in-process backend); ``radbill selfcare`` mounts only /my/ with the API
+backend. A root of its own redirects / to the first site.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from twisted.web import resource, util
+
+from core.config import Config
+from core.db.pool import DBPool
+from webadmin.pages.render import Renderer
+from webadmin.selfcare.backend import SelfcareBackend
+from webadmin.selfcare.pages import SelfcareSite
+
+
+def selfcare_site(config: Config, backend: SelfcareBackend, *,
+                  secure_cookies: bool = False) -> SelfcareSite:
+    p = config.pages
+    return SelfcareSite(backend, Renderer(p.time_zone), default_language=p.default_language,
+                        page_size=p.page_size, secure_cookies=secure_cookies)
+
+
+def local_selfcare(config: Config, dbpool: DBPool, reactor: Any) -> SelfcareSite:
+    from webadmin.selfcare.local import LocalSelfcare
+
+    backend = LocalSelfcare(dbpool, reactor, config.billing.currency,
+                            ZoneInfo(config.pages.time_zone))
+    return selfcare_site(config, backend)
+
+
+class Root(resource.Resource):
+    """/ redirects to the first mounted site; each site is a child resource."""
+
+    def __init__(self, first: bytes) -> None:
+        super().__init__()
+        self.first = first
+
+    def getChild(self, path: bytes, request: Any) -> resource.Resource:
+        if path == b"":
+            return util.Redirect(b"/" + self.first + b"/")
+        return resource.NoResource()
+
+
+def site_root(children: dict[bytes, resource.Resource]) -> resource.Resource:
+    root = Root(next(iter(children)))
+    for name, child in children.items():
+        root.putChild(name, child)
+    return root

@@ -1,0 +1,115 @@
+"""What the self-care pages need from radbill, as one Protocol with two implementations.
+
+``local.LocalSelfcare`` runs the service functions in this process (inside
+``radbill serve``); ``remote.ApiSelfcare`` asks radbill's HTTP API with a
+self-care token (``radbill selfcare`` on a public host, no database URL).
+The pages cannot tell which one they use, and neither can reach anything but
+the logged-in subscriber's own data: every call takes the handle that login
+returned, never a login chosen by the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A logged-in subscriber as the backend knows it (login, and the API's session token)."""
+
+    login: str
+    token: str = ""
+
+    def __repr__(self) -> str:
+        return f"Handle({self.login!r})"
+
+
+@dataclass(frozen=True)
+class Quota:
+    period: str
+    seconds_included: int
+    seconds_left: int
+    octets_included: int
+    octets_left: int
+    after: str
+
+
+@dataclass(frozen=True)
+class Me:
+    login: str
+    status: str  # subscriber status: active, blocked, disabled
+    money_status: str  # account: active, blocked (out of money)
+    plan: str | None
+    currency: str
+    balance: int
+    reserved: int
+    credit_limit: int
+    available: int
+    spent_last_week: int
+    runs_out_at: datetime | None
+    quota: Quota | None
+    prices: tuple[tuple[str, str], ...]  # (what, price text) of the plan
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    id: int
+    started_at: datetime
+    stopped_at: datetime | None
+    state: str
+    seconds: int
+    octets_in: int
+    octets_out: int
+    cost: int | None
+    where: str  # sessions: address; calls: the dialled number
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    id: int
+    created_at: datetime
+    kind: str
+    amount: int
+    description: str
+    reference: str | None
+
+
+@dataclass(frozen=True)
+class DayRow:
+    day: str
+    seconds: int
+    octets_in: int
+    octets_out: int
+
+
+class SelfcareBackend(Protocol):
+    def login(self, login: str, password: str, client: str) -> Deferred[Handle | None]: ...
+    def logout(self, handle: Handle) -> Deferred[None]: ...
+    def me(self, handle: Handle) -> Deferred[Me]: ...
+    def sessions(self, handle: Handle, offset: int, limit: int) -> Deferred[list[UsageRow]]: ...
+    def calls(self, handle: Handle, offset: int, limit: int) -> Deferred[list[UsageRow]]: ...
+    def ledger(self, handle: Handle, offset: int, limit: int,
+               payments_only: bool = False) -> Deferred[list[LedgerRow]]: ...
+    def traffic(self, handle: Handle, days: int) -> Deferred[list[DayRow]]: ...
+    def change_password(self, handle: Handle, old: str, new: str) -> Deferred[None]: ...
+
+
+class WrongPassword(Exception):
+    """The current password given to change it was wrong."""
+
+
+def as_json(obj: Any) -> Any:
+    """Dataclasses to JSON-ready values (datetimes as ISO 8601 UTC)."""
+    from dataclasses import fields, is_dataclass
+
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: as_json(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if isinstance(obj, list | tuple):
+        return [as_json(x) for x in obj]
+    return obj
