@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pyrad.packet import Packet
+from twisted.internet import threads
 
 from aaa import chap, mschap
 from aaa.credentials import SubscriberAuth
 from aaa.errors import CryptoInputError
+from aaa.legacy_passwords import verify_legacy
 from aaa.maybe import Maybe, then
 from aaa.outcome import Outcome
 from aaa.pap import decrypt_user_password
@@ -114,6 +116,8 @@ class Authenticator:
         password = decrypt_user_password(raw(pkt, USER_PASSWORD) or b"", pkt.secret,
                                          pkt.authenticator)
         if sub.password_hash is None:
+            if sub.nt_hash is None and sub.legacy_hash is not None:
+                return self._pap_by_legacy_hash(password, sub)
             return self._pap_by_nt_hash(password, sub)
         return then(self.verifier.verify(sub.login, sub.password_hash, password), _pap_result)
 
@@ -137,6 +141,28 @@ class Authenticator:
         if self.upgrade is not None:
             self.upgrade(sub, text)
         return AuthResult(Outcome.ACCEPT, "pap")
+
+    def _pap_by_legacy_hash(self, password: bytes, sub: SubscriberAuth) -> Maybe[AuthResult]:
+        """PAP against a hash imported from FreeRADIUS (aaa.legacy_passwords), in a thread.
+
+        A success hands the password to the upgrade, which replaces the legacy hash with
+        argon2 and the NT hash, so the legacy hash verifies at most until this login.
+        """
+        reactor = self.verifier.reactor
+        d = threads.deferToThreadPool(reactor, reactor.getThreadPool(), verify_legacy,
+                                      sub.legacy_hash, password)
+
+        def checked(ok: bool) -> AuthResult:
+            if not ok:
+                return AuthResult(Outcome.WRONG_PASSWORD, "pap")
+            if self.upgrade is not None:
+                try:
+                    self.upgrade(sub, password.decode("utf-8"))
+                except UnicodeDecodeError:
+                    log.info("%s: legacy hash kept, the password is not UTF-8", sub.login)
+            return AuthResult(Outcome.ACCEPT, "pap")
+
+        return d.addCallback(checked)
 
     def _chap(self, pkt: Packet, sub: SubscriberAuth) -> AuthResult:
         if sub.cleartext is None:

@@ -53,6 +53,7 @@ class SubscriberAuth:
     cleartext: bytes | None
     static_ip: str | None
     plan: PlanService | None
+    legacy_hash: str | None = None  # an imported FreeRADIUS hash (aaa.legacy_passwords)
 
     def __repr__(self) -> str:
         return f"SubscriberAuth(id={self.id}, login={self.login!r}, status={self.status})"
@@ -61,7 +62,8 @@ class SubscriberAuth:
 _S = Subscriber.__table__.c
 _P = Plan.__table__.c
 _LOAD_SUBSCRIBER = (
-    select(_S.id, _S.login, _S.status, _S.password_hash, _S.nt_hash, _S.chap_enabled,
+    select(_S.id, _S.login, _S.status, _S.password_hash, _S.nt_hash, _S.legacy_hash,
+           _S.chap_enabled,
            _S.cleartext_password, _S.static_ip, _P.id.label("plan_id"),
            _P.name.label("plan_name"), _P.rate_limit, _P.session_timeout, _P.idle_timeout,
            _P.interim_interval, _P.simultaneous_use, _P.framed_protocol, _P.extra_reply)
@@ -89,7 +91,7 @@ def thd_load_subscriber(session: Session, login: str) -> SubscriberAuth | None:
         chap_enabled=row.chap_enabled,
         cleartext=(row.cleartext_password.encode() if row.chap_enabled
                    and row.cleartext_password is not None else None),
-        static_ip=row.static_ip, plan=plan)
+        static_ip=row.static_ip, plan=plan, legacy_hash=row.legacy_hash)
 
 
 class CredentialStore:

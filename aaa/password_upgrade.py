@@ -1,22 +1,29 @@
-"""Store the argon2 hash of a subscriber who logged in by PAP with only an NT hash on file.
+"""Store radbill's own hashes for a subscriber who logged in by PAP without an argon2 hash.
 
-Runs after the Access-Accept has been decided: argon2 in the reactor's thread
-pool, the write through the DB pool, and nothing waits on it. The UPDATE only
-applies while the row still has no argon2 hash and the same NT hash, so a
-password changed in the meantime is never overwritten with the old one.
+Two kinds of subscriber get here: a bulk CSV import keeps only the NT hash, and an import
+from FreeRADIUS may keep only a legacy hash (Crypt/SHA/SSHA/MD5-Password,
+``subscriber.legacy_hash``). After the first successful PAP login the password is known, so
+the argon2 hash (and, for a legacy subscriber, the NT hash MS-CHAP needs) is stored and the
+legacy hash dropped.
+
+Runs after the Access-Accept has been decided: argon2 in the reactor's thread pool, the
+write through the DB pool, and nothing waits on it. The UPDATE only applies while the row
+still has no argon2 hash and the same NT and legacy hashes the login checked, so a password
+changed in the meantime is never overwritten with the old one.
 """
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.orm import Session
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IReactorThreads
 from twisted.python.failure import Failure
 
 from aaa.credentials import CredentialStore, SubscriberAuth
+from aaa.mschap import nt_password_hash
 from aaa.pap import hash_password
 from core.db.models import Subscriber
 from core.db.pool import DBPool
@@ -24,13 +31,22 @@ from core.db.pool import DBPool
 log = logging.getLogger(__name__)
 
 
-def thd_store_pending_hash(session: Session, subscriber_id: int, nt_hash: str,
-                           password_hash: str) -> bool:
+def _same(column: ColumnElement[str | None], value: str | None) -> ColumnElement[bool]:
+    return column.is_(None) if value is None else column == value
+
+
+def thd_store_pending_hash(session: Session, subscriber_id: int, nt_hash: str | None,
+                           password_hash: str, legacy_hash: str | None = None,
+                           new_nt_hash: str | None = None) -> bool:
+    """argon2 (and the NT hash) for a row still as the login saw it; legacy hash cleared."""
+    values: dict[str, str | None] = {"password_hash": password_hash, "legacy_hash": None}
+    if nt_hash is None and new_nt_hash is not None:
+        values["nt_hash"] = new_nt_hash
     result = session.execute(
         update(Subscriber)
         .where(Subscriber.id == subscriber_id, Subscriber.password_hash.is_(None),
-               Subscriber.nt_hash == nt_hash)
-        .values(password_hash=password_hash))
+               _same(Subscriber.nt_hash, nt_hash), _same(Subscriber.legacy_hash, legacy_hash))
+        .values(**values))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -43,19 +59,23 @@ class PasswordUpgrader:
         self._pending: set[int] = set()
 
     def __call__(self, sub: SubscriberAuth, password: str) -> defer.Deferred[None] | None:
-        """Start storing the hash; the Deferred (for tests) fires when done, never fails."""
-        if sub.id in self._pending or sub.nt_hash is None:
+        """Start storing the hashes; the Deferred (for tests) fires when done, never fails."""
+        if sub.id in self._pending or (sub.nt_hash is None and sub.legacy_hash is None):
             return None
         self._pending.add(sub.id)
-        nt_hex = sub.nt_hash.hex()
+        nt_hex = sub.nt_hash.hex() if sub.nt_hash is not None else None
+        new_nt = nt_password_hash(password).hex()
         d = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
                                       hash_password, password)
-        d.addCallback(lambda h: self.dbpool.run(thd_store_pending_hash, sub.id, nt_hex, h))
+        d.addCallback(lambda h: self.dbpool.run(thd_store_pending_hash, sub.id, nt_hex, h,
+                                                sub.legacy_hash, new_nt))
 
         def stored(changed: bool) -> None:
             if changed:
                 self.credentials.invalidate(sub.login)
-                log.info("stored the argon2 hash of %s after its first PAP login", sub.login)
+                how = "legacy" if sub.legacy_hash else "NT"
+                log.info("stored radbill's hashes of %s after its first PAP login "
+                         "(was verified by its %s hash)", sub.login, how)
 
         def failed(f: Failure) -> None:
             log.warning("could not store the argon2 hash of %s: %s", sub.login,

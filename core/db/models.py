@@ -85,6 +85,10 @@ class Subscriber(Base):
                                                       comment="argon2, for PAP")
     nt_hash: Mapped[str | None] = mapped_column(String(32), default=None,
                                                 comment="hex MD4 of UTF-16LE, for MS-CHAP")
+    # Migration branch "legacy" (0600): a FreeRADIUS hash kept by `radbill import`.
+    legacy_hash: Mapped[str | None] = mapped_column(
+        String(255), default=None,
+        comment="imported FreeRADIUS hash (libpass form), replaced at the next PAP login")
     chap_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     cleartext_password: Mapped[str | None] = mapped_column(
         String(255), default=None, comment="kept only when chap_enabled")
