@@ -290,10 +290,12 @@ class AcctParser:
             raise Unusable(f"Acct-Status-Type {status} is not recorded")
         identity = (_ipv4(one(NAS_IP_ADDRESS)) or _ipv6(one(NAS_IPV6_ADDRESS))
                     or _text(one(NAS_IDENTIFIER)) or client.address)
-        event_at = self._event_time(one(EVENT_TIMESTAMP), one(ACCT_DELAY_TIME), received_at)
+        event_at, stamped = self._event_time(one(EVENT_TIMESTAMP), one(ACCT_DELAY_TIME),
+                                             received_at)
         if status in NAS_STATUSES:
             return AcctRecord(status=status, nas_id=client.id, nas_identity=identity,
-                              received_at=received_at, event_at=event_at)
+                              received_at=received_at, event_at=event_at,
+                              event_timestamped=stamped)
         session_id = _text(one(ACCT_SESSION_ID))
         if not session_id:
             raise Unusable("no Acct-Session-Id")
@@ -301,13 +303,15 @@ class AcctParser:
         in_gw, out_gw = one(ACCT_INPUT_GIGAWORDS), one(ACCT_OUTPUT_GIGAWORDS)
         cause = _u32(one(ACCT_TERMINATE_CAUSE))
         port_type = _u32(one(NAS_PORT_TYPE))
+        nas_port, nas_port_id = _u32(one(NAS_PORT)), _text(one(NAS_PORT_ID))
         call: CallFacts | None = None
         mapping = self.calls.get(client.vendor)
         if mapping is not None and mapping.is_call(pkt):
             call = mapping.facts(pkt)
             unique_id = call_unique_id(client.id, identity, call.call_id or session_id)
         else:
-            unique_id = session_unique_id(client.id, identity, session_id, user_name)
+            unique_id = session_unique_id(client.id, identity, session_id, user_name,
+                                          nas_port_id, nas_port)
         return AcctRecord(
             status=status, nas_id=client.id, nas_identity=identity, received_at=received_at,
             event_at=event_at, user_name=user_name, session_id=session_id, unique_id=unique_id,
@@ -324,24 +328,25 @@ class AcctParser:
             delegated_ipv6_prefix=ipv6_prefix(one(DELEGATED_IPV6_PREFIX)),
             calling_station_id=_text(one(CALLING_STATION_ID)),
             called_station_id=_text(one(CALLED_STATION_ID)),
-            nas_port=_u32(one(NAS_PORT)), nas_port_id=_text(one(NAS_PORT_ID)),
+            nas_port=nas_port, nas_port_id=nas_port_id,
             nas_port_type=None if port_type is None else
             self.port_types.get(port_type, str(port_type)),
             terminate_cause=None if cause is None else
             self.terminate_causes.get(cause, str(cause)),
             interim_interval=_u32(one(ACCT_INTERIM_INTERVAL)),
-            call=call)
+            call=call, event_timestamped=stamped)
 
     @staticmethod
     def _event_time(timestamp: bytes | None, delay: bytes | None,
-                    received_at: datetime) -> datetime:
+                    received_at: datetime) -> tuple[datetime, bool]:
+        """(event time, whether it is the NAS's Event-Timestamp)."""
         stamp = _u32(timestamp)
         if stamp is not None:
             event = datetime.fromtimestamp(stamp, UTC)
             if abs(event - received_at) <= EVENT_TIME_SKEW:
-                return event
+                return event, True
         seconds = _u32(delay) or 0
-        return received_at - timedelta(seconds=min(seconds, MAX_DELAY))
+        return received_at - timedelta(seconds=min(seconds, MAX_DELAY)), False
 
 
 def _value_names(dictionary: Dictionary, name: str) -> dict[int, str]:

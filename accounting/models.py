@@ -2,7 +2,9 @@
 
 Index choice (checked with EXPLAIN on MariaDB in tests/test_accounting_indexes.py):
 
-* ``uq(unique_id)``: every Accounting-Request finds its row by Acct-Unique-Session-Id.
+* ``(session_key)``: every Accounting-Request finds the sessions of its key (NAS, user,
+  Acct-Session-Id, port), among which accounting.store picks its own by start time; calls
+  are found by ``uq(unique_id)``.
 * ``(subscriber_id, started_at)``: "the last N sessions of one subscriber", read
   backwards without a sort whatever the table size.
 * ``(subscriber_id, stale_deadline)``: live sessions of a subscriber for
@@ -33,8 +35,14 @@ class AcctSession(Base):
     __tablename__ = "acct_session"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # The session key, or md5 of it and the start second (records.session_row_id); the
+    # column comment predates that and stays (a comment change is a migration of its own).
     unique_id: Mapped[str] = mapped_column(String(R.UNIQUE_ID_LEN), unique=True,
                                            comment="md5 of NAS, Acct-Session-Id and User-Name")
+    # Migration 0110. NULL only on rows closed long before it (never matched again).
+    session_key: Mapped[str | None] = mapped_column(
+        String(R.UNIQUE_ID_LEN),
+        comment="md5 of acct_unique's parts: NAS, User-Name, Acct-Session-Id, NAS-Port(-Id)")
     # No foreign key on purpose: history outlives a deleted NAS entry, and a spooled
     # record replayed after the NAS was removed must still be stored.
     nas_id: Mapped[int | None] = mapped_column(Integer, comment="nas.id when it was stored")
@@ -78,6 +86,7 @@ class AcctSession(Base):
         Index("ix_acct_session_nas_id_stopped_at", "nas_id", "stopped_at"),
         Index("ix_acct_session_stale_deadline", "stale_deadline"),
         Index("ix_acct_session_started_at", "started_at"),
+        Index("ix_acct_session_session_key", "session_key"),
     )
 
 

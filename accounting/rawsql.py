@@ -106,8 +106,10 @@ def upsert(session: Session, table: Table, rows: Sequence[dict[str, Any]],
     connection.exec_driver_sql(head + ", ".join(chunk) + tail, execution_options=_NO_PARAMETERS)
 
 
-def lock_rows(session: Session, table: Table, uids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """SELECT every column ... WHERE unique_id IN (sorted ids) FOR UPDATE, as plain dicts.
+def lock_rows(session: Session, table: Table, uids: Iterable[str], column: str = "unique_id"
+              ) -> dict[str, dict[str, Any]]:
+    """SELECT every column ... WHERE ``column`` IN (sorted ids) FOR UPDATE, as plain dicts
+    keyed by unique_id (``column`` is unique_id for calls, session_key for sessions).
 
     Values come back as SQLAlchemy would return them for these columns:
     timestamps aware in UTC, booleans as bool, the rest as PyMySQL gives them.
@@ -124,7 +126,8 @@ def lock_rows(session: Session, table: Table, uids: Iterable[str]) -> dict[str, 
     selected = [f"TIMESTAMPDIFF(MICROSECOND, {EPOCH_SQL}, {table.name}.{n})" if i in stamps
                 else f"{table.name}.{n}" for i, n in enumerate(names)]
     sql = (f"SELECT {', '.join(selected)} FROM {table.name} "
-           f"WHERE {table.name}.unique_id IN ({', '.join(escape(u) for u in wanted)}) FOR UPDATE")
+           f"WHERE {table.name}.{table.c[column].name} IN "
+           f"({', '.join(escape(u) for u in wanted)}) FOR UPDATE")
     out: dict[str, dict[str, Any]] = {}
     for raw in connection.exec_driver_sql(sql, execution_options=_NO_PARAMETERS).fetchall():
         row = list(raw)

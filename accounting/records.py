@@ -61,10 +61,24 @@ def _digest(*parts: object) -> str:
     return hashlib.md5(joined.encode("utf-8", "surrogateescape"), usedforsecurity=False).hexdigest()
 
 
-def session_unique_id(nas_id: int, nas_identity: str, session_id: str, user_name: str) -> str:
-    """Acct-Unique-Session-Id: the NAS (client and the NAS-IP/Identifier it reports),
-    Acct-Session-Id and User-Name, so two NASes reusing a session id never collide."""
-    return _digest("s", nas_id, nas_identity, session_id, user_name)
+def session_unique_id(nas_id: int, nas_identity: str, session_id: str, user_name: str,
+                      nas_port_id: str | None = None, nas_port: int | None = None) -> str:
+    """The session key: what FreeRADIUS's ``acct_unique`` policy hashes (User-Name,
+    Acct-Session-Id, NAS-IP/IPv6-Address or NAS-Identifier, NAS-Port-Id, NAS-Port), plus
+    radbill's NAS id, so two NASes reusing a session id never collide.
+
+    A NAS that reuses Acct-Session-Id after a reboot produces the same key for two
+    sessions; accounting.store tells them apart by their start time and stores each under
+    its own :func:`session_row_id`.
+    """
+    port_id = "" if nas_port_id is None else nas_port_id
+    port = "" if nas_port is None else nas_port
+    return _digest("s", nas_id, nas_identity, session_id, user_name, port_id, port)
+
+
+def session_row_id(session_key: str, started_at: datetime) -> str:
+    """A stored session's Acct-Unique-Session-Id: the session key and its start second."""
+    return _digest("r", session_key, int(started_at.timestamp()))
 
 
 def call_unique_id(nas_id: int, nas_identity: str, call_key: str) -> str:
@@ -124,6 +138,9 @@ class AcctRecord:
     terminate_cause: str | None = None
     interim_interval: int | None = None
     call: CallFacts | None = None
+    # The NAS sent an Event-Timestamp (and it was believable): the start time the record
+    # implies is then the NAS's own, exact enough to tell reused session ids apart.
+    event_timestamped: bool = False
 
     @property
     def is_call(self) -> bool:

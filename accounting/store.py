@@ -82,7 +82,7 @@ class AcctPolicy:
 
 @dataclass(frozen=True)
 class ApplyResult:
-    key: str  # the record's unique id, or nas:<id> for Accounting-On/Off
+    key: str  # the stored row's unique id, or nas:<id> for Accounting-On/Off
     action: str  # created | updated | unchanged | closed
     closed: int = 0  # sessions and calls closed by an Accounting-On/Off
 
@@ -137,15 +137,16 @@ def _interval(r: AcctRecord, sub: SubscriberRef | None, policy: AcctPolicy) -> i
     return policy.default_interim_interval
 
 
-def new_session_row(r: AcctRecord, sub: SubscriberRef | None, policy: AcctPolicy
-                    ) -> dict[str, Any]:
+def new_session_row(r: AcctRecord, sub: SubscriberRef | None, policy: AcctPolicy,
+                    unique_id: str | None = None) -> dict[str, Any]:
     stop = r.status == AcctStatus.STOP
     session_time = max(r.session_time or 0, 0)
     started = r.event_at if r.status == AcctStatus.START else \
         r.event_at - timedelta(seconds=session_time)
     interval = _interval(r, sub, policy)
     row: dict[str, Any] = {
-        "unique_id": r.unique_id, "nas_id": r.nas_id, "nas_identity": r.nas_identity,
+        "unique_id": unique_id or r.unique_id, "session_key": r.unique_id,
+        "nas_id": r.nas_id, "nas_identity": r.nas_identity,
         "subscriber_id": sub.id if sub else None, "user_name": r.user_name,
         "session_id": r.session_id, "started_at": started, "updated_at": r.event_at,
         "stopped_at": r.event_at if stop else None, "last_seen_at": r.received_at,
@@ -210,6 +211,63 @@ def merge_session_row(row: dict[str, Any], r: AcctRecord, sub: SubscriberRef | N
     else:
         new["stale_deadline"] = None
     return new
+
+
+# -- Acct-Session-Id reuse ----------------------------------------------------------------
+#
+# A NAS that counts session ids from the same start after every reboot sends, for a new
+# session, the session key (records.session_unique_id) of an old one. Every row of a key is
+# locked, and a record belongs to the newest row that began no later than the record's own
+# start (Event-Timestamp or arrival time, minus Acct-Session-Time), unless the record's
+# session began after that row ended (a Stop, Accounting-On/Off, stale: then it is a new
+# session; except a Start, without Event-Timestamp, for a row that never had one: that is
+# its own Start overtaken by the Stop) or, when the NAS sends Event-Timestamp, began more than REUSE_TOLERANCE after it
+# (the NAS rebooted without Accounting-On and reused the id). The tolerance absorbs the
+# second or two by which Event-Timestamp - Acct-Session-Time moves between packets of one
+# session, and NTP steps; a false split would charge a session twice, so it is generous.
+REUSE_TOLERANCE = timedelta(seconds=300)
+
+
+def implied_start(r: AcctRecord) -> datetime:
+    """When the record's session began, by the record alone."""
+    if r.status == AcctStatus.START:
+        return r.event_at
+    return r.event_at - timedelta(seconds=max(r.session_time or 0, 0))
+
+
+def pick_session(rows: Sequence[dict[str, Any]], r: AcctRecord) -> dict[str, Any] | None:
+    """The stored session ``r`` belongs to, among the rows of its key; None: a new session."""
+    if not rows:
+        return None
+    start = implied_start(r)
+    earlier = [row for row in rows if row["started_at"] <= start + REUSE_TOLERANCE]
+    if not earlier:
+        # Older than every session of the key: with the NAS's own clock that is a session
+        # radbill never saw; by arrival time it is more likely a delayed packet.
+        return None if r.event_timestamped else min(rows, key=lambda x: x["started_at"])
+    row = max(earlier, key=lambda x: x["started_at"])
+    if row["stopped_at"] is not None and start > row["stopped_at"]:
+        if r.status == AcctStatus.START and not row["start_seen"] and not r.event_timestamped:
+            # By arrival time alone, the Start this row never had, overtaken by its Stop.
+            return row
+        return None
+    if r.event_timestamped and start > row["started_at"] + REUSE_TOLERANCE:
+        return None
+    return row
+
+
+def new_session_id(r: AcctRecord, rows: Sequence[dict[str, Any]]) -> str:
+    """The unique id of a new session: the key alone for the first session of a key without
+    Event-Timestamp, else the key and the start second (records.session_row_id)."""
+    if not rows and not r.event_timestamped:
+        return r.unique_id
+    taken = {row["unique_id"] for row in rows}
+    start = implied_start(r)
+    uid = R.session_row_id(r.unique_id, start)
+    while uid in taken:  # two sessions of one key in one second: next second's id
+        start += timedelta(seconds=1)
+        uid = R.session_row_id(r.unique_id, start)
+    return uid
 
 
 def session_delta(old: dict[str, Any] | None, new: dict[str, Any]) -> UsageDelta | None:
@@ -329,19 +387,31 @@ def _lookup_subscribers(session: Session, logins: Iterable[str]) -> dict[str, Su
     return {login: SubscriberRef(sid, interval) for sid, login, interval in rows}
 
 
-def lock_statement(table: Table, uids: Sequence[str]) -> Select[Any]:
-    """The rows of a group commit, locked (sorted ids: concurrent commits lock in one order)."""
-    return select(table).where(table.c.unique_id.in_(sorted(uids))).with_for_update()
+def lock_statement(table: Table, uids: Sequence[str], column: str = "unique_id"
+                   ) -> Select[Any]:
+    """The rows of a group commit, locked (sorted ids: concurrent commits lock in one order).
+
+    Calls are found by ``unique_id``, sessions by ``session_key`` (every session of a key)."""
+    return select(table).where(table.c[column].in_(sorted(uids))).with_for_update()
 
 
-def _lock_rows(session: Session, table: Table, uids: Iterable[str]) -> dict[str, dict[str, Any]]:
+def _lock_rows(session: Session, table: Table, uids: Iterable[str],
+               column: str = "unique_id") -> dict[str, dict[str, Any]]:
     wanted = list(set(uids))
     if not wanted:
         return {}
     if session.get_bind().dialect.name == "mysql":
-        return rawsql.lock_rows(session, table, wanted)
-    result = session.execute(lock_statement(table, wanted))
+        return rawsql.lock_rows(session, table, wanted, column)
+    result = session.execute(lock_statement(table, wanted, column))
     return {m["unique_id"]: dict(m) for m in result.mappings()}
+
+
+def _lock_sessions(session: Session, keys: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every stored session of each session key, locked."""
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for row in _lock_rows(session, SESSION_TABLE, keys, "session_key").values():
+        by_key.setdefault(row["session_key"], []).append(row)
+    return by_key
 
 
 def _required(table: Table) -> tuple[str, ...]:
@@ -410,25 +480,28 @@ def _apply_segment(session: Session, records: Sequence[AcctRecord], policy: Acct
         if r.call is not None and r.call.caller:
             logins.add(r.call.caller)
     subs = _lookup_subscribers(session, logins)
-    sessions = _lock_rows(session, SESSION_TABLE, (r.unique_id for r in records if not r.is_call))
+    sessions = _lock_sessions(session, (r.unique_id for r in records if not r.is_call))
     calls = _lock_rows(session, CALL_TABLE, (r.unique_id for r in records if r.is_call))
-    # unique id -> (row before this transaction or None, row now)
+    # row unique id -> (row before this transaction or None, row now)
     dirty_sessions: dict[str, tuple[Any, dict[str, Any]]] = {}
     dirty_calls: dict[str, tuple[Any, dict[str, Any]]] = {}
     deltas: list[UsageDelta] = []
     results: list[ApplyResult] = []
     for r in records:
         sub = subs.get(clip(r.user_name, R.LEN_LOGIN))
-        table_rows, dirty = (calls, dirty_calls) if r.is_call else (sessions, dirty_sessions)
-        old = table_rows.get(r.unique_id)
         if r.call is not None:
+            dirty = dirty_calls
             if sub is None and r.call.caller:
                 sub = subs.get(clip(r.call.caller, R.LEN_LOGIN))
+            old = calls.get(r.unique_id)
             new = new_call_row(r, sub) if old is None else merge_call_row(old, r, sub)
             delta = call_delta(old, new)
         else:
-            new = new_session_row(r, sub, policy) if old is None else \
-                merge_session_row(old, r, sub, policy)
+            dirty = dirty_sessions
+            rows = sessions.setdefault(r.unique_id, [])
+            old = pick_session(rows, r)
+            new = new_session_row(r, sub, policy, new_session_id(r, rows)) if old is None \
+                else merge_session_row(old, r, sub, policy)
             delta = session_delta(old, new)
         if old is None:
             action = "created"
@@ -436,13 +509,19 @@ def _apply_segment(session: Session, records: Sequence[AcctRecord], policy: Acct
             action = "updated"
         else:
             action = "unchanged"
+        uid = new["unique_id"]
         if action != "unchanged":
-            table_rows[r.unique_id] = new
-            before = dirty[r.unique_id][0] if r.unique_id in dirty else old
-            dirty[r.unique_id] = (before, new)
+            if r.call is not None:
+                calls[uid] = new
+            else:
+                if old is not None:
+                    rows.remove(old)
+                rows.append(new)
+            before = dirty[uid][0] if uid in dirty else old
+            dirty[uid] = (before, new)
         if delta is not None:
             deltas.append(delta)
-        results.append(ApplyResult(r.unique_id, action))
+        results.append(ApplyResult(uid, action))
     _write(session, SESSION_TABLE, dirty_sessions, ("session_time", *SESSION_COUNTERS))
     _write(session, CALL_TABLE, dirty_calls, ("duration",))
     if deltas and usage_sink is not None:

@@ -44,7 +44,8 @@ def big(engine: Engine) -> Iterator[dict[str, Any]]:
         started = T0 - timedelta(hours=SESSIONS - k)
         is_open = k % 50 == 0
         rows.append({
-            "unique_id": f"{k:032x}", "nas_id": nas_ids[k % 8], "nas_identity": "10.0.0.1",
+            "unique_id": f"{k:032x}", "session_key": f"{k // 2:032x}",
+            "nas_id": nas_ids[k % 8], "nas_identity": "10.0.0.1",
             "subscriber_id": sub_ids[k % SUBSCRIBERS], "user_name": f"user{k % SUBSCRIBERS}",
             "session_id": str(k), "started_at": started, "updated_at": started,
             "stopped_at": None if is_open else started + timedelta(minutes=30),
@@ -134,3 +135,11 @@ def test_group_commit_lookup(engine: Engine, big: dict[str, Any]) -> None:
     assert row["key"] == "uq_acct_session_unique_id" and row["type"] == "range", row
     assert int(row["rows"]) <= 100, row
     assert AcctSession.__tablename__ == "acct_session"
+
+
+def test_group_commit_session_key_lookup(engine: Engine, big: dict[str, Any]) -> None:
+    """Sessions are found by (session_key): every session of a reused key, nothing else."""
+    keys = [f"{k:032x}" for k in range(0, 500, 7)]
+    (row,) = explain(engine, lock_statement(SESSION_TABLE, keys, "session_key"))
+    assert row["key"] == "ix_acct_session_session_key" and row["type"] == "range", row
+    assert int(row["rows"]) <= 200, row

@@ -74,7 +74,9 @@ def test_interim_with_gigawords_and_ipv6(parser: AcctParser) -> None:
     assert r.interim_interval == 120 and r.multi_session_id == "multi"
     assert r.event_at == NOW - timedelta(seconds=4) and r.received_at == NOW
     assert r.nas_identity == "10.0.0.1"
-    assert r.unique_id == session_unique_id(7, "10.0.0.1", "81000001", "alice")
+    assert r.unique_id == session_unique_id(7, "10.0.0.1", "81000001", "alice", "ether1.100",
+                                            15728640)
+    assert not r.event_timestamped
     assert r.call is None
 
 
