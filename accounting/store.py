@@ -222,9 +222,10 @@ def merge_session_row(row: dict[str, Any], r: AcctRecord, sub: SubscriberRef | N
 # session began after that row ended (a Stop, Accounting-On/Off, stale: then it is a new
 # session; except a Start, without Event-Timestamp, for a row that never had one: that is
 # its own Start overtaken by the Stop) or, when the NAS sends Event-Timestamp, began more
-# than REUSE_TOLERANCE after it (the NAS rebooted without Accounting-On and reused the id). The tolerance absorbs the
-# second or two by which Event-Timestamp - Acct-Session-Time moves between packets of one
-# session, and NTP steps; a false split would charge a session twice, so it is generous.
+# than REUSE_TOLERANCE after it (the NAS rebooted without Accounting-On and reused the id).
+# The tolerance absorbs the second or two by which Event-Timestamp - Acct-Session-Time moves
+# between packets of one session, and NTP steps; a false split would charge a session
+# twice, so it is generous.
 REUSE_TOLERANCE = timedelta(seconds=300)
 
 
