@@ -45,6 +45,7 @@ class ImportRow:
     password: str | None = field(default=None, repr=False)
     password_hash: str | None = field(default=None, repr=False)
     nt_hash: str | None = field(default=None, repr=False)
+    legacy_hash: str | None = field(default=None, repr=False)  # aaa.legacy_passwords form
 
     @property
     def needs_hashing(self) -> bool:
@@ -307,7 +308,8 @@ def thd_import_subscribers(session: Session, rows: Sequence[ImportRow]) -> Impor
             "login": r.login, "status": r.status,
             "plan_id": plans[r.plan] if r.plan is not None else None,
             "password_hash": r.password_hash, "nt_hash": r.nt_hash,
-            "chap_enabled": r.chap, "cleartext_password": r.password if r.chap else None,
+            "legacy_hash": r.legacy_hash, "chap_enabled": r.chap,
+            "cleartext_password": r.password if r.chap else None,
             "static_ip": r.static_ip, "description": r.description,
             "created_at": now, "updated_at": now,
         })

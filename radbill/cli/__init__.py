@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "radbill.cli.billing",
     "radbill.cli.pool",
     "radbill.cli.login",
+    "radbill.cli.importer",
 ]
 
 EXIT_USAGE = 2
