@@ -62,12 +62,25 @@ class AccessHook(Protocol):
     def __call__(self, ctx: AccessContext) -> Maybe[Decision | None]: ...
 
 
+class UnknownLogin(Protocol):
+    """Asked about a login the store does not know (e.g. a hotspot voucher, aaa.voucher).
+
+    None: not for it (the login is unknown); else a Deferred of the subscriber
+    it created, or None when it refused.
+    """
+
+    def __call__(self, client: NasClient, pkt: Packet,
+                 user_name: str) -> Maybe[SubscriberAuth | None] | None: ...
+
+
 class AccessHandler:
     def __init__(self, credentials: CredentialStore, authenticator: Authenticator,
-                 hooks: Sequence[AccessHook] = ()) -> None:
+                 hooks: Sequence[AccessHook] = (),
+                 unknown_login: UnknownLogin | None = None) -> None:
         self.credentials = credentials
         self.authenticator = authenticator
         self.hooks = list(hooks)
+        self.unknown_login = unknown_login
 
     def handle(self, client: NasClient, pkt: Packet) -> Maybe[Decision]:
         name_raw = raw(pkt, USER_NAME)
@@ -83,7 +96,18 @@ class AccessHandler:
     def _found(self, sub: SubscriberAuth | None, client: NasClient, pkt: Packet,
                name_raw: bytes, user_name: str) -> Maybe[Decision]:
         if sub is None:
-            return Decision(Outcome.UNKNOWN_LOGIN, detail=f"login {user_name!r}")
+            fallback = (self.unknown_login(client, pkt, user_name)
+                        if self.unknown_login is not None else None)
+            if fallback is None:
+                return Decision(Outcome.UNKNOWN_LOGIN, detail=f"login {user_name!r}")
+            return then(fallback, self._created, client, pkt, name_raw, user_name)
+        return then(self.authenticator.authenticate(pkt, name_raw, sub), self._authenticated,
+                    client, pkt, user_name, sub)
+
+    def _created(self, sub: SubscriberAuth | None, client: NasClient, pkt: Packet,
+                 name_raw: bytes, user_name: str) -> Maybe[Decision]:
+        if sub is None:
+            return Decision(Outcome.UNKNOWN_LOGIN, detail=f"login {user_name!r} (voucher refused)")
         return then(self.authenticator.authenticate(pkt, name_raw, sub), self._authenticated,
                     client, pkt, user_name, sub)
 

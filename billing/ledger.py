@@ -70,7 +70,8 @@ def find_entry(session: Session, key: str) -> Entry | None:
 
 def post(session: Session, account: BillingAccount, kind: EntryKind, amount: int, key: str,
          *, reference: str | None = None, source_id: str | None = None,
-         description: str = "", now: datetime | None = None) -> Posted:
+         description: str = "", now: datetime | None = None,
+         method: str | None = None) -> Posted:
     """Insert one entry and move the cached balance; the caller holds the account row lock.
 
     ``amount`` is the magnitude for charge/fee/payment/refund and the signed
@@ -82,7 +83,7 @@ def post(session: Session, account: BillingAccount, kind: EntryKind, amount: int
     value = signed_amount(kind, amount)
     row = LedgerEntry(account_id=account.id, kind=kind.value, amount=value, idempotency_key=key,
                       reference=reference, source_id=source_id, description=description[:255],
-                      created_at=now or utcnow())
+                      method=method, created_at=now or utcnow())
     session.add(row)
     account.balance = account.balance + value
     session.flush()

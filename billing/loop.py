@@ -20,6 +20,7 @@ from typing import Any
 
 from twisted.internet import defer
 
+from billing.cards import thd_expire_vouchers
 from billing.charging import DEFAULT_BATCH, PassResult, thd_charge_pending
 from billing.cutoff import (
     RESEND_AFTER,
@@ -52,6 +53,7 @@ class PassReport:
     entries: int = 0
     fees: int = 0
     expired: int = 0
+    vouchers_expired: list[str] = field(default_factory=list)
     blocked: list[int] = field(default_factory=list)
     cuts: list[tuple[str, str, str]] = field(default_factory=list)  # (action, who, outcome)
 
@@ -64,7 +66,8 @@ class PassReport:
     def as_dict(self) -> dict[str, Any]:
         return {"rated": self.rated, "charged_minor": self.charged,
                 "ledger_entries": self.entries + self.fees, "fee_entries": self.fees,
-                "holds_released": self.expired, "blocked_accounts": sorted(set(self.blocked)),
+                "holds_released": self.expired, "vouchers_expired": self.vouchers_expired,
+                "blocked_accounts": sorted(set(self.blocked)),
                 "cut_offs": [{"action": a, "session": w, "result": o} for a, w, o in self.cuts]}
 
 
@@ -103,6 +106,7 @@ class BillingLoop:
         report.expired = yield self.dbpool.run(thd_expire_holds, None, self.silent_after,
                                                self.live_sessions)
         report.blocked.extend((yield self.dbpool.run(thd_block_below_limit)))
+        report.vouchers_expired = yield self.dbpool.run(thd_expire_vouchers)
         targets = yield self.dbpool.run(thd_cut_targets, self.live_sessions, None,
                                         RESEND_AFTER, self.captive)
         if targets and self.disconnector is not None:

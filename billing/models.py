@@ -89,9 +89,12 @@ class LedgerEntry(Base):
     source_id: Mapped[str | None] = mapped_column(String(64), default=None,
                                                   comment="session or call charged")
     description: Mapped[str] = mapped_column(String(255), default="")
+    method: Mapped[str | None] = mapped_column(
+        String(32), default=None, comment="payments: manual|card|import|gateway:<name>")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (Index("ix_ledger_entry_account_id_id", "account_id", "id"),)
+    __table_args__ = (Index("ix_ledger_entry_account_id_id", "account_id", "id"),
+                      Index("ix_ledger_entry_created_at", "created_at"))
 
 
 class TariffRow(Base):

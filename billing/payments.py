@@ -43,8 +43,13 @@ class PaymentResult:
 
 def thd_add_payment(session: Session, login: str, amount: int, currency: str,
                     reference: str | None = None, kind: EntryKind = EntryKind.PAYMENT,
-                    description: str = "", now: datetime | None = None) -> PaymentResult:
-    """Post a payment (or refund/adjustment) of ``amount`` minor units to ``login``'s account."""
+                    description: str = "", now: datetime | None = None,
+                    method: str = "manual", key: str | None = None) -> PaymentResult:
+    """Post a payment (or refund/adjustment) of ``amount`` minor units to ``login``'s account.
+
+    ``method`` says how the money came (manual, card, import, gateway:<name>);
+    ``key`` overrides the idempotency key derived from the reference.
+    """
     if reference is not None:
         reference = reference.strip()
         if not reference or len(reference) > MAX_REFERENCE:
@@ -56,9 +61,12 @@ def thd_add_payment(session: Session, login: str, amount: int, currency: str,
     account = ensure_account(session, sub.id, currency)
     if account.currency != currency:
         raise BillingError(f"account of {login} is kept in {account.currency}, not {currency}")
-    key = f"{kind.value}:{reference}" if reference else f"{kind.value}:auto:{uuid.uuid4().hex}"
+    if key is None:
+        key = (f"{kind.value}:{reference}" if reference
+               else f"{kind.value}:auto:{uuid.uuid4().hex}")
     posted = post(session, account, kind, amount, key, reference=reference,
-                  description=description or f"{kind.value} {reference or ''}".strip(), now=now)
+                  description=description or f"{kind.value} {reference or ''}".strip(), now=now,
+                  method=method if kind is not EntryKind.ADJUSTMENT else None)
     if not posted.created:
         e = posted.entry
         expected = amount if kind is EntryKind.ADJUSTMENT else abs(amount)

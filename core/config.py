@@ -135,6 +135,18 @@ class BillingConfig:
 
 
 @dataclass(frozen=True)
+class CardsConfig:
+    pin_digits: int = opt(12, lambda v: None if 8 <= v <= 32 else "must be 8..32",
+                          doc="digits of a new card's secret PIN")
+    max_failures: int = opt(5, _positive,
+                            doc="wrong PINs per subscriber or address before a lockout")
+    window_minutes: int = opt(15, _positive, doc="minutes over which wrong PINs are counted")
+    lockout_minutes: int = opt(15, _positive, doc="minutes a locked-out party must wait")
+    voucher_login: bool = opt(True, doc="an unused card with a plan may log in over RADIUS "
+                                        "(PAP, serial as login, PIN as password)")
+
+
+@dataclass(frozen=True)
 class CoaConfig:
     timeout: float = opt(3.0, _positive)
     retries: int = opt(3, _non_negative)
@@ -204,6 +216,7 @@ class Config:
     accounting: AccountingConfig = field(default_factory=AccountingConfig)
     billing: BillingConfig = field(default_factory=BillingConfig)
     coa: CoaConfig = field(default_factory=CoaConfig)
+    cards: CardsConfig = field(default_factory=CardsConfig)
     pools: PoolsConfig = field(default_factory=PoolsConfig)
     web: WebConfig = field(default_factory=WebConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)

@@ -131,6 +131,17 @@ class Radbill:
     billing: Any = None  # billing.service.BillingService when billing is on
 
 
+def card_policy(config: Config) -> Any:
+    """billing.cards.CardPolicy from ``[cards]``."""
+    from datetime import timedelta
+
+    from billing.cards import CardPolicy
+
+    c = config.cards
+    return CardPolicy(max_failures=c.max_failures, window=timedelta(minutes=c.window_minutes),
+                      lockout=timedelta(minutes=c.lockout_minutes))
+
+
 def make_dbpool(config: Config, reactor: Any) -> DBPool:
     engine = make_engine(config.database_url, pool_size=config.database.pool_size,
                          pool_recycle=config.database.pool_recycle,
@@ -193,7 +204,13 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
         access_hooks.append(PoolHook(dbpool, reactor,  # type: ignore[arg-type]
                                      offer_lease_seconds=config.pools.offer_lease_seconds,
                                      routes_ttl=config.pools.routes_ttl))
-    access = AccessHandler(credentials, authenticator, access_hooks)
+    voucher = None
+    if billing and config.cards.voucher_login:
+        from aaa.voucher import VoucherLogin
+
+        voucher = VoucherLogin(dbpool, credentials, reactor, config.billing.currency,
+                               card_policy(config))
+    access = AccessHandler(credentials, authenticator, access_hooks, unknown_login=voucher)
 
     if accounting_handler is None:
         sink = notifying_sink(billing_service.kick) if billing_service else thd_record_usage

@@ -58,6 +58,13 @@ currency = "EUR"
 reserve_seconds = 120
 reserve_octets = 1000000
 
+[cards]
+pin_digits = 10
+max_failures = 3
+window_minutes = 5
+lockout_minutes = 30
+voucher_login = false
+
 [coa]
 timeout = 1.5
 retries = 0
@@ -144,6 +151,8 @@ def test_full_config_parses_every_value() -> None:
     assert cfg.accounting.spool_file == "/srv/radbill/acct.spool"
     assert cfg.billing.currency == "EUR" and cfg.coa.retries == 0 and cfg.coa.timeout == 1.5
     assert cfg.pools.warn_utilization == 80
+    assert (cfg.cards.pin_digits, cfg.cards.max_failures, cfg.cards.voucher_login) == (
+        10, 3, False)
     assert (cfg.web.enabled, cfg.web.listen, cfg.web.port) == (True, "::1", 8443)
     assert (cfg.metrics.enabled, cfg.metrics.port) == (True, 9100)
     assert (cfg.pages.time_zone, cfg.pages.default_language, cfg.pages.page_size) == (

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "radbill.cli.session",
     "radbill.cli.call",
     "radbill.cli.billing",
+    "radbill.cli.card",
     "radbill.cli.pool",
     "radbill.cli.login",
     "radbill.cli.importer",
