@@ -147,6 +147,26 @@ class CardsConfig:
 
 
 @dataclass(frozen=True)
+class PaymentImportConfig:
+    columns: list[str] = opt(["login", "amount", "reference"],
+                             doc="what each CSV column holds: login, amount, reference, "
+                                 "or - to skip one")
+    delimiter: str = opt(",", lambda v: None if len(v) == 1 else "must be one character")
+    header: bool = opt(False, doc="the first line names the columns and is skipped")
+    decimal_comma: bool = opt(False, doc="amounts are written 1.234,50")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    enabled: list[str] = opt([], doc="payment gateways (entry points in radbill.gateways) "
+                                     "whose webhooks are served at /hooks/gateway/NAME")
+    hmac_secret: str = opt("", doc="the generic 'hmac' gateway's shared secret")
+    hmac_secret_file: str = opt("", doc="...or a file holding it (wins over hmac_secret)")
+    hmac_tolerance: int = opt(300, _positive,
+                              doc="seconds a signed webhook's timestamp may be off")
+
+
+@dataclass(frozen=True)
 class CoaConfig:
     timeout: float = opt(3.0, _positive)
     retries: int = opt(3, _non_negative)
@@ -217,6 +237,8 @@ class Config:
     billing: BillingConfig = field(default_factory=BillingConfig)
     coa: CoaConfig = field(default_factory=CoaConfig)
     cards: CardsConfig = field(default_factory=CardsConfig)
+    payment_import: PaymentImportConfig = field(default_factory=PaymentImportConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
     pools: PoolsConfig = field(default_factory=PoolsConfig)
     web: WebConfig = field(default_factory=WebConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)

@@ -115,9 +115,16 @@ class WebService(service.Service):
 
 def make_web_root(config: Config, dbpool: DBPool, reactor: Any) -> resource.Resource:
     """Every web face this process serves, mounted under one root."""
+    from billing.gateways import load_gateways
+    from webadmin.gateway_hook import gateway_hooks
     from webadmin.pages.mount import local_selfcare, site_root
 
-    return site_root({b"my": local_selfcare(config, dbpool, reactor).resource})
+    children: dict[bytes, resource.Resource] = {
+        b"my": local_selfcare(config, dbpool, reactor).resource}
+    gateways = load_gateways(config)
+    if gateways:
+        children[b"hooks"] = gateway_hooks(gateways, dbpool, config.billing.currency)
+    return site_root(children)
 
 
 @dataclass

@@ -65,6 +65,18 @@ window_minutes = 5
 lockout_minutes = 30
 voucher_login = false
 
+[payment_import]
+columns = ["reference", "-", "login", "amount"]
+delimiter = ";"
+header = true
+decimal_comma = true
+
+[gateway]
+enabled = ["hmac"]
+hmac_secret = "s"
+hmac_secret_file = "/etc/radbill/gw"
+hmac_tolerance = 60
+
 [coa]
 timeout = 1.5
 retries = 0

@@ -5,6 +5,7 @@
     radbill ledger LOGIN [--limit N]      the account's entries, newest first
     radbill ledger check                  cached balance == SUM(entries) for every account
     radbill payment add LOGIN AMOUNT [--ref EXT-ID] [--kind payment|refund|adjustment]
+    radbill payment import FILE [--skip-bad]   bank/gateway CSV, idempotent by reference
     radbill rate --subscriber L --duration S [--octets-in N] [--octets-out N]
                  [--called NUMBER] [--at TIME]     what it would cost (dry run)
     radbill rates import PLAN FILE.csv    voice rates: prefix,rate,connect_fee,minimum,increment
@@ -85,6 +86,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("--description", default="")
     add_out_argument(add)
     add.set_defaults(func=cmd_payment_add)
+    from radbill.cli.payment_import import register_import
+
+    register_import(psub, cp)
 
     rate = sub.add_parser("rate", help="what a session or call would cost (dry run)",
                           parents=cp)
