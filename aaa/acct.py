@@ -47,7 +47,12 @@ from accounting.records import (
     call_unique_id,
     session_unique_id,
 )
-from accounting.service import AccountingService, SpoolReplayer, StaleSweeper
+from accounting.service import (
+    AccountingService,
+    SpoolReplayer,
+    StaleSweeper,
+    StaleSweepService,
+)
 from accounting.spool import AsyncSpool
 from accounting.store import AcctPolicy
 from billing.usage import UsageSink, thd_record_usage
@@ -371,6 +376,7 @@ class AccountingHandler:
         self.committer = committer
         self.parser = parser
         self.service = service
+        self.sweep_service: StaleSweepService | None = None  # when a cluster singleton
         self.now = now
 
     def handle(self, client: NasClient, pkt: Packet) -> defer.Deferred[Decision]:
@@ -407,9 +413,15 @@ def make_accounting_handler(config: Any, dbpool: DBPool, reactor: Any, *,
                             sweep_interval: float = 60.0,
                             now: Callable[[], datetime] = utcnow,
                             record_hooks: tuple[Callable[[Any, Any], object], ...] = (),
+                            spool_path: str | None = None,
+                            sweep_singleton: bool = False,
                             ) -> AccountingHandler:
     """Build the handler and its AccountingService (``handler.service``), which the
-    caller adds to the root MultiService after the DB pool, before the listeners."""
+    caller adds to the root MultiService after the DB pool, before the listeners.
+
+    ``sweep_singleton``: the stale sweep is left out of that service and built
+    as ``handler.sweep_service`` for the cluster's leadership to run.
+    ``spool_path`` overrides the configured one (each worker has its own)."""
     if dictionary is None:
         from aaa.dictionary import load_dictionary
 
@@ -418,7 +430,8 @@ def make_accounting_handler(config: Any, dbpool: DBPool, reactor: Any, *,
     policy = AcctPolicy(stale_after_intervals=acct.stale_after_intervals,
                         default_interim_interval=acct.default_interim_interval,
                         record_hooks=record_hooks)
-    spool_path = acct.spool_file or str(Path(config.server.data_dir) / "accounting.spool")
+    spool_path = spool_path or acct.spool_file or str(Path(config.server.data_dir)
+                                                      / "accounting.spool")
     spool = AsyncSpool(spool_path, reactor)
     if max_in_flight is None:
         max_in_flight = 1 if dbpool.engine.dialect.name == "sqlite" else 2
@@ -428,5 +441,9 @@ def make_accounting_handler(config: Any, dbpool: DBPool, reactor: Any, *,
     replayer = SpoolReplayer(committer, spool, dbpool, policy, usage_sink)
     sweeper = StaleSweeper(committer, replayer, dbpool, now=now)
     service = AccountingService(committer, spool, replayer, sweeper, reactor,
-                                replay_interval=replay_interval, sweep_interval=sweep_interval)
-    return AccountingHandler(committer, AcctParser(dictionary), service, now=now)
+                                replay_interval=replay_interval,
+                                sweep_interval=None if sweep_singleton else sweep_interval)
+    handler = AccountingHandler(committer, AcctParser(dictionary), service, now=now)
+    handler.sweep_service = (StaleSweepService(sweeper, reactor, sweep_interval)
+                             if sweep_singleton else None)
+    return handler

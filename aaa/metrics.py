@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import Counter, Gauge, Histogram
+
+# prometheus-client's multiprocess mode (radbill serve --workers N sets this for each
+# worker): values live in files every worker's /metrics endpoint sums up.
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 REQUESTS = Counter("radbill_radius_requests_total", "RADIUS requests received from known clients",
                    ["port", "code"])
@@ -13,7 +19,8 @@ DROPPED = Counter("radbill_radius_dropped_total", "Datagrams dropped without a r
 DUPLICATES = Counter("radbill_radius_duplicates_total",
                      "Retransmissions answered from the duplicate cache or ignored in flight",
                      ["port"])
-IN_FLIGHT = Gauge("radbill_radius_in_flight", "Requests being processed", ["port"])
+IN_FLIGHT = Gauge("radbill_radius_in_flight", "Requests being processed", ["port"],
+                  multiprocess_mode="livesum")
 LATENCY = Histogram("radbill_radius_request_seconds", "Time from datagram to reply", ["port"],
                     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
 
@@ -28,7 +35,18 @@ class InFlightCount:
 
     def __init__(self, port: str) -> None:
         self.value = 0
-        IN_FLIGHT.labels(port).set_function(lambda: self.value)
+        self.child = IN_FLIGHT.labels(port)
+        if not MULTIPROCESS:
+            self.child.set_function(lambda: self.value)
+
+    def publish(self) -> None:
+        """With worker processes the gauge lives in a shared file: copy the count there."""
+        self.child.set(self.value)
+
+
+def publish_in_flight() -> None:
+    for count in IN_FLIGHT_COUNTS.values():
+        count.publish()
 
 
 IN_FLIGHT_COUNTS = {port: InFlightCount(port) for port in ("auth", "acct")}

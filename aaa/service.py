@@ -15,6 +15,7 @@ from aaa.dedupe import DuplicateCache
 from aaa.radius import PortKind, RadiusServerProtocol, RequestHandler, UnknownClientLog
 from core.config import RadiusConfig
 from core.db.pool import DBPool
+from core.net import adopt_udp
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,10 @@ class ClientRegistry:
 class RadiusService(service.Service):
     def __init__(self, config: RadiusConfig, dbpool: DBPool, dictionary: Dictionary,
                  auth_handler: RequestHandler, acct_handler: RequestHandler,
-                 reactor: IReactorUDP) -> None:
+                 reactor: IReactorUDP, reuse_port: bool = False) -> None:
+        """``reuse_port``: share the ports with other worker processes (SO_REUSEPORT)."""
         self.config = config
+        self.reuse_port = reuse_port
         self.dbpool = dbpool
         self.dictionary = dictionary
         self.handlers = {"auth": auth_handler, "acct": acct_handler}
@@ -88,8 +91,11 @@ class RadiusService(service.Service):
             for address in self.config.listen:
                 proto = self.make_protocol(kind)  # type: ignore[arg-type]
                 self.protocols[(kind, address)] = proto
-                listening = self.reactor.listenUDP(port, proto, interface=address,
-                                                   maxPacketSize=65535)
+                if self.reuse_port:
+                    listening = adopt_udp(self.reactor, address, port, proto)
+                else:
+                    listening = self.reactor.listenUDP(port, proto, interface=address,
+                                                       maxPacketSize=65535)
                 self.ports.append(listening)
                 self._set_receive_buffer(listening)
                 host = listening.getHost()

@@ -149,10 +149,40 @@ class StaleSweeper:
         return count
 
 
+class StaleSweepService(service.Service):
+    """The stale sweep on its own, for a process that runs it as a cluster singleton.
+
+    Every node and worker keeps its own AccountingService (its spool is its
+    own); the sweep reads and closes sessions of every node, so one process in
+    the cluster runs it (core.cluster.leadership).
+    """
+
+    def __init__(self, sweeper: StaleSweeper, clock: IReactorTime,
+                 interval: float = 60.0) -> None:
+        self.sweeper = sweeper
+        self.clock = clock
+        self.interval = interval
+        self._loop: task.LoopingCall | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop = task.LoopingCall(self.sweeper.run_once)
+        self._loop.clock = self.clock
+        self._loop.start(self.interval, now=True).addErrback(
+            lambda f: log.error("accounting sweep loop failed: %s", f.getErrorMessage()))
+
+    def stopService(self) -> None:  # type: ignore[override]
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+
 class AccountingService(service.Service):
     def __init__(self, committer: GroupCommitter, spool: AsyncSpool, replayer: SpoolReplayer,
                  sweeper: StaleSweeper, clock: IReactorTime, replay_interval: float = 1.0,
-                 sweep_interval: float = 60.0, shutdown_timeout: float = 10.0) -> None:
+                 sweep_interval: float | None = 60.0, shutdown_timeout: float = 10.0) -> None:
+        """``sweep_interval=None``: the stale sweep runs elsewhere (StaleSweepService)."""
         self.committer = committer
         self.spool = spool
         self.replayer = replayer
@@ -171,8 +201,10 @@ class AccountingService(service.Service):
                         self.spool.appended_seq)
             self.committer.enter_spool_mode("spool not yet replayed")
         super().startService()
-        for fn, interval in ((self.replayer.run_once, self.replay_interval),
-                             (self.sweeper.run_once, self.sweep_interval)):
+        loops = [(self.replayer.run_once, self.replay_interval)]
+        if self.sweep_interval is not None:
+            loops.append((self.sweeper.run_once, self.sweep_interval))
+        for fn, interval in loops:
             loop = task.LoopingCall(fn)
             loop.clock = self.clock
             loop.start(interval, now=True).addErrback(

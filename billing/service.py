@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.twisted import TwistedScheduler
-from sqlalchemy import event
+from sqlalchemy import event, false, select
 from sqlalchemy.orm import Session
 from twisted.application import service
-from twisted.internet import defer
+from twisted.internet import defer, task
 
 from billing.loop import BillingLoop
-from billing.usage import UsageDelta, UsageSink, thd_record_usage
+from billing.usage import UsageDelta, UsageDeltaRow, UsageSink, thd_record_usage
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,16 @@ class BillingService(service.Service):
     name: str = "billing"  # type: ignore[assignment]
 
     def __init__(self, loop: BillingLoop, reactor: Any, interval: int | None = None,
-                 closers: Sequence[Callable[[], Any]] = ()) -> None:
+                 closers: Sequence[Callable[[], Any]] = (), pending_poll: float = 0.0) -> None:
+        """``pending_poll``: seconds between checks for unrated usage (0 = none).
+
+        Usage committed by this process kicks a pass directly; usage that other
+        workers or nodes commit cannot, so the process that runs the billing
+        loop (the cluster's leader for it) looks for it this often.
+        """
         self.loop = loop
+        self.pending_poll = pending_poll
+        self._poller: task.LoopingCall | None = None
         self.closers = list(closers)  # e.g. the CoA sender's socket, closed on stop
         self.reactor = reactor
         self.interval = interval or loop.config.billing.loop_interval
@@ -95,6 +103,21 @@ class BillingService(service.Service):
                                max_instances=1, coalesce=True, misfire_grace_time=None,
                                next_run_time=datetime.now(UTC))
         self.scheduler.start()
+        if self.pending_poll > 0:
+            self._poller = task.LoopingCall(self._poll_pending)
+            self._poller.clock = self.reactor
+            self._poller.start(self.pending_poll, now=False)
+
+    def _poll_pending(self) -> Any:
+        if self._in_flight is not None or not self.running:
+            return None
+
+        def found(pending: bool) -> None:
+            if pending and self.running:
+                self._kick()
+
+        return self.loop.dbpool.run(thd_unrated_usage).addCallbacks(
+            found, lambda f: log.debug("pending-usage check failed: %s", f.getErrorMessage()))
 
     def kick(self) -> None:
         """Run a pass as soon as possible (thread-safe; coalesces with one already queued)."""
@@ -115,6 +138,9 @@ class BillingService(service.Service):
 
     def stopService(self) -> Any:
         super().stopService()
+        if self._poller is not None and self._poller.running:
+            self._poller.stop()
+        self._poller = None
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         self.scheduler = None
@@ -128,6 +154,12 @@ class BillingService(service.Service):
                                        consumeErrors=True)
 
         return d.addCallback(close)
+
+
+def thd_unrated_usage(session: Session) -> bool:
+    """Whether any usage delta waits to be rated (one index probe on (rated, id))."""
+    return session.scalar(select(UsageDeltaRow.id).where(UsageDeltaRow.rated == false())
+                          .limit(1)) is not None
 
 
 def notifying_sink(notify: Callable[[], None]) -> UsageSink:

@@ -66,9 +66,9 @@ def _ip_addresses(v: list[str]) -> str | None:
 def _db_url(v: str) -> str | None:
     if v == "":
         return None
-    if not (v.startswith("sqlite") or v.startswith("mysql+pymysql://")
-            or v.startswith("mariadb+pymysql://")):
-        return "must be a sqlite:/// or mysql+pymysql:// URL"
+    if not (v.startswith("sqlite") or v.startswith(("mysql+pymysql://", "mysql+mysqldb://"))
+            or v.startswith(("mariadb+pymysql://", "mariadb+mysqldb://"))):
+        return "must be a sqlite:///, mysql+pymysql:// or mysql+mysqldb:// URL"
     return None
 
 
@@ -80,11 +80,53 @@ def opt(default: Any, check: Check | None = None, doc: str = "") -> Any:
     return field(default=default, metadata={"check": check, "doc": doc})
 
 
+def _workers(v: int | str) -> str | None:
+    if isinstance(v, str):
+        return None if v == "auto" else "must be a number of processes (1..64) or \"auto\""
+    return None if 1 <= v <= 64 else "must be 1..64 or \"auto\""
+
+
+def _node_name(v: str) -> str | None:
+    if len(v) > 64:
+        return "must be at most 64 characters"
+    if any(c.isspace() or c in "/#" or not c.isprintable() for c in v):
+        return "must not contain spaces, '/', '#' or control characters"
+    return None
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     data_dir: str = opt("/var/lib/radbill", doc="where the SQLite file and the spool live")
-    node_name: str = opt("", doc="this node's name in a cluster; empty means the host name")
+    node_name: str = opt("", _node_name,
+                         doc="this node's name in a cluster; empty means the host name")
     log_level: str = opt("info", _one_of("debug", "info", "warn", "error"))
+    workers: int | str = opt(1, _workers,
+                             doc="RADIUS worker processes sharing the ports (SO_REUSEPORT); "
+                                 "\"auto\" = one per CPU core")
+
+    @property
+    def worker_count(self) -> int:
+        if self.workers == "auto":
+            try:
+                return max(1, len(os.sched_getaffinity(0)))
+            except (AttributeError, OSError):
+                return os.cpu_count() or 1
+        return int(self.workers)
+
+    @property
+    def node(self) -> str:
+        """The node's name: the configured one, else the host name."""
+        import socket
+
+        return self.node_name or socket.gethostname()[:64]
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    lease_seconds: float = opt(15.0, lambda v: _positive(v) or (
+        None if v >= 3 else "must be at least 3"),
+        doc="how long a node holds a singleton (billing loop, sweeps) without renewing it; "
+            "another node takes over within two lease periods of the holder's death")
 
 
 @dataclass(frozen=True)
@@ -129,6 +171,10 @@ class AccountingConfig:
 @dataclass(frozen=True)
 class BillingConfig:
     loop_interval: int = opt(30, _positive)
+    pending_poll_interval: float = opt(
+        1.0, _non_negative,
+        doc="seconds between the billing leader's checks for usage stored by other "
+            "workers or nodes; 0 = only the loop interval")
     currency: str = opt("USD")
     reserve_seconds: int = opt(300, _positive)
     reserve_octets: int = opt(50_000_000, _positive)
@@ -231,6 +277,7 @@ class MetricsConfig:
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     radius: RadiusConfig = field(default_factory=RadiusConfig)
     accounting: AccountingConfig = field(default_factory=AccountingConfig)
@@ -302,6 +349,11 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, errors: list[str]) -
 
 def _cross_check(cfg: Config, errors: list[str]) -> None:
     r = cfg.radius
+    if cfg.server.worker_count > 1:
+        for key in ("auth_port", "acct_port"):
+            if getattr(r, key) == 0:
+                errors.append(f"radius.{key} = 0: several workers need a fixed port "
+                              f"(server.workers = {cfg.server.workers!r})")
     if r.auth_port and r.auth_port == r.acct_port:
         errors.append(f"radius.acct_port = {r.acct_port}: must differ from radius.auth_port")
     if cfg.web.enabled and cfg.metrics.enabled and (cfg.web.listen, cfg.web.port) == (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from twisted.application import service
@@ -23,11 +24,13 @@ from aaa.dictionary import load_dictionary
 from aaa.password_upgrade import PasswordUpgrader
 from aaa.service import RadiusService
 from aaa.verifier import PasswordVerifier
+from core.cluster.leadership import Leadership, new_identity
 from core.config import Config
 from core.db import schema
 from core.db.base import utcnow
 from core.db.engine import make_engine
 from core.db.pool import DBPool
+from radbill import __version__
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +76,49 @@ class DBPoolService(service.Service):
 
 
 class MetricsService(service.Service):
-    def __init__(self, reactor: Any, listen: str, port: int) -> None:
-        self.reactor, self.listen, self.port = reactor, listen, port
+    """/metrics for Prometheus; with worker processes every worker serves the sum of all.
+
+    Workers share the port (SO_REUSEPORT) and read prometheus-client's
+    multiprocess files, so whichever worker a scrape reaches answers for the
+    whole node, and a restarting worker never leaves a gap.
+    """
+
+    def __init__(self, reactor: Any, listen: str, port: int, shared: bool = False) -> None:
+        self.reactor, self.listen, self.port, self.shared = reactor, listen, port, shared
         self.listening: Any = None
+        self._publisher: Any = None
 
     def startService(self) -> None:
         from prometheus_client.twisted import MetricsResource
 
+        registry = None
+        if self.shared:
+            from prometheus_client import CollectorRegistry
+            from prometheus_client.multiprocess import MultiProcessCollector
+            from twisted.internet import task
+
+            from aaa.metrics import publish_in_flight
+
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            self._publisher = task.LoopingCall(publish_in_flight)
+            self._publisher.clock = self.reactor
+            self._publisher.start(1.0, now=True)
         root = resource.Resource()
-        root.putChild(b"metrics", MetricsResource())
-        self.listening = self.reactor.listenTCP(self.port, server.Site(root),
-                                                interface=self.listen)
+        root.putChild(b"metrics", MetricsResource(registry) if registry else MetricsResource())
+        site = server.Site(root)
+        if self.shared:
+            from core.net import adopt_tcp
+
+            self.listening = adopt_tcp(self.reactor, self.listen, self.port, site)
+        else:
+            self.listening = self.reactor.listenTCP(self.port, site, interface=self.listen)
         super().startService()
 
     def stopService(self) -> Any:
         super().stopService()
+        if self._publisher is not None and self._publisher.running:
+            self._publisher.stop()
         if self.listening is not None:
             return self.listening.stopListening()
         return None
@@ -136,6 +167,7 @@ class Radbill:
     radius: RadiusService
     credentials: CredentialStore
     billing: Any = None  # billing.service.BillingService when billing is on
+    leadership: Any = None  # core.cluster.leadership.Leadership
 
 
 def card_policy(config: Config) -> Any:
@@ -156,10 +188,22 @@ def make_dbpool(config: Config, reactor: Any) -> DBPool:
     return DBPool(engine, reactor)
 
 
+def spool_path_for(config: Config, worker: int) -> str:
+    """Each worker has its own spool; worker 0's is the single process's, so N=1 <-> N>1 is safe."""
+    base = Path(config.accounting.spool_file or Path(config.server.data_dir)
+                / "accounting.spool")
+    return str(base if worker == 0 else base.with_name(f"{base.stem}-w{worker}{base.suffix}"))
+
+
 def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = True,
                  access_hooks: list[AccessHook] | None = None,
-                 accounting_handler: Any = None, billing: bool = True) -> Radbill:
+                 accounting_handler: Any = None, billing: bool = True,
+                 worker: int = 0, workers: int = 1) -> Radbill:
     """Build everything; raises SchemaOutdated or DictionaryError before any port is bound.
+
+    ``worker``/``workers``: this process's number among ``radbill serve
+    --workers N``'s processes (they share the ports; singletons run wherever
+    the cluster's leadership puts them).
 
     Start order is child order, stop order its reverse: the DB pool first up and
     last down; accounting (spool recovery) before the listeners and after them on
@@ -200,7 +244,8 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
             return dbpool.run(thd_close_gone_session, nas_id, acct_session_id, utcnow())
 
         loop, coa = make_billing_loop(config, dbpool, reactor, on_session_gone=session_gone)
-        billing_service = BillingService(loop, reactor, closers=[coa.close])
+        billing_service = BillingService(loop, reactor, closers=[coa.close],
+                                         pending_poll=config.billing.pending_poll_interval)
 
     if access_hooks is None:
         # Cheapest reject first; the billing reservation before anything is allocated;
@@ -230,22 +275,33 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
                 lease_seconds=lease_seconds)
 
         accounting_handler = make_accounting_handler(config, dbpool, reactor, usage_sink=sink,
-                                                     record_hooks=(follow_leases,))
+                                                     record_hooks=(follow_leases,),
+                                                     spool_path=spool_path_for(config, worker),
+                                                     sweep_singleton=True)
     acct_service = getattr(accounting_handler, "service", None)
     if acct_service is not None:
         acct_service.setServiceParent(root)
 
     radius = RadiusService(config.radius, dbpool, dictionary, access, accounting_handler,
-                           reactor)  # type: ignore[arg-type]
+                           reactor, reuse_port=workers > 1)  # type: ignore[arg-type]
     radius.setServiceParent(root)
-    LeaseExpiryService(dbpool, reactor,  # type: ignore[arg-type]
-                       interval=config.pools.expiry_interval).setServiceParent(root)
+    # Singletons: one process in the cluster runs each, chosen by a lease row.
+    leadership = Leadership(dbpool, reactor, new_identity(config.server.node, worker),  # type: ignore[arg-type]
+                            lease_seconds=config.cluster.lease_seconds, version=__version__)
+    leadership.register("lease-expiry", LeaseExpiryService(
+        dbpool, reactor, interval=config.pools.expiry_interval))  # type: ignore[arg-type]
+    sweep = getattr(accounting_handler, "sweep_service", None)
+    if sweep is not None:
+        leadership.register("stale-sessions", sweep)
     if billing_service is not None:
-        billing_service.setServiceParent(root)
-    if config.web.enabled:
+        leadership.register("billing", billing_service)
+    leadership.setServiceParent(root)
+    if config.web.enabled and worker == 0:
+        # One web server per node (worker 0): its port is not shared between workers.
         WebService(reactor, config.web.listen, config.web.port,
                    make_web_root(config, dbpool, reactor)).setServiceParent(root)
     if config.metrics.enabled:
-        MetricsService(reactor, config.metrics.listen, config.metrics.port).setServiceParent(root)
+        MetricsService(reactor, config.metrics.listen, config.metrics.port,
+                       shared=workers > 1).setServiceParent(root)
     return Radbill(root=root, dbpool=dbpool, radius=radius, credentials=credentials,
-                   billing=billing_service)
+                   billing=billing_service, leadership=leadership)

@@ -27,6 +27,10 @@ FULL_TOML = """
 data_dir = "/srv/radbill"
 node_name = "node-a"
 log_level = "debug"
+workers = 2
+
+[cluster]
+lease_seconds = 9.0
 
 [database]
 url = "mysql+pymysql://radbill:pw@127.0.0.1:3306/radbill"
@@ -54,6 +58,7 @@ spool_file = "/srv/radbill/acct.spool"
 
 [billing]
 loop_interval = 10
+pending_poll_interval = 0.5
 currency = "EUR"
 reserve_seconds = 120
 reserve_octets = 1000000
@@ -162,6 +167,8 @@ def test_full_config_parses_every_value() -> None:
     assert cfg.radius.credential_cache_ttl == 0.0 and cfg.radius.max_in_flight == 100
     assert cfg.accounting.spool_file == "/srv/radbill/acct.spool"
     assert cfg.billing.currency == "EUR" and cfg.coa.retries == 0 and cfg.coa.timeout == 1.5
+    assert (cfg.server.worker_count, cfg.cluster.lease_seconds,
+            cfg.billing.pending_poll_interval) == (2, 9.0, 0.5)
     assert cfg.pools.warn_utilization == 80
     assert (cfg.cards.pin_digits, cfg.cards.max_failures, cfg.cards.voucher_login) == (
         10, 3, False)
@@ -375,3 +382,18 @@ def test_pages_keys_checked(toml: str, message: str) -> None:
     """A bad page time zone, language or page size is refused naming its key."""
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(tomllib.loads(toml))
+
+
+def test_workers_values_and_port_zero() -> None:
+    """server.workers takes 1..64 or "auto"; several workers refuse port 0, naming the key."""
+    assert parse_config({"server": {"workers": "auto"}}).server.worker_count >= 1
+    assert parse_config({}).server.worker_count == 1
+    for bad in (0, 65, "many", 2.5, True):
+        with pytest.raises(ConfigError, match="server.workers"):
+            parse_config({"server": {"workers": bad}})
+    with pytest.raises(ConfigError, match=r"radius.acct_port = 0: several workers"):
+        parse_config({"server": {"workers": 2}, "radius": {"auth_port": 1812, "acct_port": 0}})
+    with pytest.raises(ConfigError, match="cluster.lease_seconds"):
+        parse_config({"cluster": {"lease_seconds": 1}})
+    with pytest.raises(ConfigError, match="server.node_name"):
+        parse_config({"server": {"node_name": "a/b"}})

@@ -20,6 +20,7 @@ from radbill import __version__
 COMMAND_MODULES = [
     "radbill.cli.db",
     "radbill.cli.serve",
+    "radbill.cli.cluster",
     "radbill.cli.nas",
     "radbill.cli.plan",
     "radbill.cli.subscriber",

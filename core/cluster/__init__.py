@@ -1,0 +1,1 @@
+"""Cluster membership and leadership: which process of which node runs each singleton."""
