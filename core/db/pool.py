@@ -9,6 +9,7 @@ objects, so nothing lazy crosses back into the reactor thread.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
@@ -29,9 +30,29 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 # MySQL/MariaDB error codes worth one more try: deadlock, lock wait timeout,
-# server gone away, lost connection, can't connect.
-TRANSIENT_MYSQL = {1205, 1213, 2003, 2006, 2013}
-UNREACHABLE_MYSQL = {2003, 2006, 2013}
+# server gone away, lost connection, can't connect, and a Galera node that is not
+# part of the primary component (1047, "WSREP has not yet prepared node").
+TRANSIENT_MYSQL = {1047, 1205, 1213, 2003, 2006, 2013}
+UNREACHABLE_MYSQL = {1047, 2003, 2006, 2013}
+# Deadlock, which is also how Galera reports a transaction that lost certification
+# against a write committed on another node: retried up to CONFLICT_RETRIES times,
+# with a backoff that doubles from CONFLICT_BACKOFF up to CONFLICT_BACKOFF_MAX,
+# jittered so two nodes that conflicted do not collide again in step.
+DEADLOCK = 1213
+CONFLICT_RETRIES = 6
+CONFLICT_BACKOFF = 0.005
+CONFLICT_BACKOFF_MAX = 0.2
+
+
+def mysql_errno(exc: BaseException) -> int | None:
+    args = getattr(getattr(exc, "orig", None), "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def conflict_delay(attempt: int) -> float:
+    """Seconds to wait before retry ``attempt`` (1, 2, ...) of a deadlocked transaction."""
+    base = min(CONFLICT_BACKOFF_MAX, CONFLICT_BACKOFF * 2 ** (attempt - 1))
+    return base * random.uniform(0.5, 1.0)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -57,20 +78,32 @@ def is_unreachable(exc: BaseException) -> bool:
 
 def run_in_session(factory: sessionmaker[Session], fn: Callable[..., T], *args: Any,
                    retries: int = 1, **kwargs: Any) -> T:
-    """Run ``fn(session, ...)`` in one transaction, retrying transient errors."""
+    """Run ``fn(session, ...)`` in one transaction, retrying transient errors.
+
+    Other transient errors get ``retries`` more tries; a deadlock (or a Galera
+    certification conflict) up to CONFLICT_RETRIES with a bounded backoff,
+    unless ``retries`` is 0.
+    """
     attempt = 0
     while True:
         try:
             with factory.begin() as session:
                 return fn(session, *args, **kwargs)
         except (OperationalError, DBAPIError) as exc:
-            if attempt >= retries or not is_transient(exc):
+            deadlock = mysql_errno(exc) == DEADLOCK
+            limit = max(retries, CONFLICT_RETRIES) if deadlock and retries > 0 else retries
+            if attempt >= limit or not is_transient(exc):
                 if is_unreachable(exc):
                     raise DatabaseUnavailable(f"database unreachable: {exc.orig}") from exc
                 raise
             attempt += 1
-            log.warning("transient database error, retry %d: %s", attempt, exc.orig)
-            time.sleep(0.01 * attempt)
+            if deadlock:
+                log.info("deadlock or certification conflict, retry %d of %d: %s", attempt,
+                         limit, exc.orig)
+                time.sleep(conflict_delay(attempt))
+            else:
+                log.warning("transient database error, retry %d: %s", attempt, exc.orig)
+                time.sleep(0.01 * attempt)
 
 
 class DBPool:
