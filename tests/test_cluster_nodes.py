@@ -94,8 +94,10 @@ def test_kill_9_of_the_leader_moves_every_singleton_and_rates_each_second_once(
                 took = time.monotonic() - killed_at
                 assert took <= 2 * LEASE, took
         assert acked == dict.fromkeys(LOGINS, 120)
-        status = cli_json(nodes[1].config, "cluster", "status")
-        assert {n["node"]: n["alive"] for n in status["nodes"]} == {"a": False, "b": True}
+        # a is reported dead once its last heartbeat is two lease periods old.
+        status = wait_for(lambda: (st := cli_json(nodes[1].config, "cluster", "status"))
+                          and {n["node"]: n["alive"] for n in st["nodes"]}
+                          == {"a": False, "b": True} and st, 4 * LEASE, "a reported dead")
         assert {s["name"]: s["node"] for s in status["singletons"]} == dict.fromkeys(
             SINGLETONS, "b")
 
