@@ -74,9 +74,20 @@ def free_udp_port() -> int:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system time of a process and all its threads so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """User + system time of a process, its threads and its live child processes so far.
+
+    Children matter for ``radbill serve --workers N``, whose parent only supervises.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return total + sum(process_cpu_seconds(int(c)) for c in children)
 
 
 def machine_facts() -> dict[str, Any]:
@@ -112,7 +123,7 @@ class Server:
     argv: list[str]
     port: int
     log: Path
-    cpu: int
+    cpu: int | str  # a CPU, or a taskset list such as "0,1"
     proc: subprocess.Popen[bytes] | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -176,7 +187,7 @@ class Bench:
     def load(self, server: Server, **kw: Any) -> dict[str, Any]:
         """One loadgen run in its own process on the generator CPU, with the server's CPU cost."""
         argv = [PYTHON, str(BENCH / "loadgen.py"), "--port", str(server.port),
-                "--pin", str(self.args.gen_cpu)]
+                "--pin", str(self.args.gen_cpu), "--shape", self.args.shape]
         for key, value in kw.items():
             argv += [f"--{key.replace('_', '-')}", str(value)]
         cpu0 = server.cpu_seconds()
@@ -257,12 +268,14 @@ class Bench:
         if url.startswith("mysql"):
             auth_radbill.reset_mariadb(url)
         t0 = time.perf_counter()
-        auth_radbill.populate(url, hashes, cold_hash, a.cold_users if cold else 0)
+        auth_radbill.populate(url, hashes, cold_hash, a.cold_users if cold else 0,
+                              vendor=a.vendor)
         setup_s = time.perf_counter() - t0
         port, acct = free_udp_port(), free_udp_port()
-        cfg = auth_radbill.write_config(data_dir / "radbill.toml", data_dir, url, port, acct, ttl)
+        cfg = auth_radbill.write_config(data_dir / "radbill.toml", data_dir, url, port, acct, ttl,
+                                        workers=a.workers)
         srv = Server(name, [str(Path(PYTHON).parent / "radbill"), "serve", "--config", str(cfg)],
-                     port, data_dir / "serve.log", a.server_cpu)
+                     port, data_dir / "serve.log", a.radbill_cpus or a.server_cpu)
         out: dict[str, Any] = {"setup_s": round(setup_s, 2), "database": url.split("@")[-1],
                                "credential_cache_ttl": ttl if ttl is not None else "default"}
         with running(srv):
@@ -344,6 +357,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gen-cpu", type=int, default=1)
     p.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    p.add_argument("--shape", choices=loadgen.SHAPES, default="pppoe",
+                   help="Access-Request shape (bench/loadgen.py --shape)")
+    p.add_argument("--vendor", default="mikrotik", choices=("mikrotik", "generic"),
+                   help="the bench NAS's vendor in radbill")
+    p.add_argument("--workers", type=int, default=1,
+                   help="radbill rows: server.workers (several processes on the port)")
+    p.add_argument("--radbill-cpus", default="",
+                   help="taskset CPU list for the radbill rows (default: --server-cpu), "
+                        "e.g. 0,1 with --workers 2")
     a = p.parse_args(argv)
     servers = [s.strip() for s in a.servers.split(",") if s.strip()]
     unknown = set(servers) - set(ALL_SERVERS)

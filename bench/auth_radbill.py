@@ -40,6 +40,7 @@ CONFIG = """\
 [server]
 data_dir = "{data_dir}"
 log_level = "info"
+workers = {workers}
 
 [database]
 url = "{url}"
@@ -52,9 +53,10 @@ acct_port = {acct_port}
 
 
 def write_config(path: Path, data_dir: Path, url: str, auth_port: int, acct_port: int,
-                 credential_cache_ttl: float | None = None) -> Path:
+                 credential_cache_ttl: float | None = None, workers: int = 1) -> Path:
     """A radbill.toml with the defaults except where the bench must choose (ports, database)."""
-    text = CONFIG.format(data_dir=data_dir, url=url, auth_port=auth_port, acct_port=acct_port)
+    text = CONFIG.format(data_dir=data_dir, url=url, auth_port=auth_port, acct_port=acct_port,
+                         workers=workers)
     if credential_cache_ttl is not None:
         text += f"credential_cache_ttl = {float(credential_cache_ttl)}\n"
     path.write_text(text)
@@ -97,7 +99,8 @@ def production_hash() -> str:
     return hash_password(COLD_PASSWORD)
 
 
-def populate(url: str, hashes: list[str], cold_hash: str, cold_users: int) -> None:
+def populate(url: str, hashes: list[str], cold_hash: str, cold_users: int,
+             vendor: str = "mikrotik") -> None:
     """Migrate the schema and insert the NAS, the plan and every subscriber."""
     from core.db import schema
     from core.db.engine import make_engine
@@ -109,7 +112,7 @@ def populate(url: str, hashes: list[str], cold_hash: str, cold_users: int) -> No
         with engine.begin() as conn:
             conn.execute(insert(Nas), [{
                 "name": "bench-nas", "address": "127.0.0.1", "secret": SECRET,
-                "vendor": Vendor.MIKROTIK, "require_message_authenticator": True}])
+                "vendor": Vendor(vendor), "require_message_authenticator": True}])
             conn.execute(insert(Plan), [{
                 "name": PLAN_NAME, "rate_limit": "10M/10M", "session_timeout": 86400,
                 "idle_timeout": 600, "interim_interval": 300, "framed_protocol": "PPP",

@@ -83,21 +83,36 @@ def hide_password(password: bytes, secret: bytes, authenticator: bytes) -> bytes
     return bytes(out)
 
 
+SHAPES = ("pppoe", "minimal")
+
+
 def access_request(ident: int, user: bytes, password: bytes, secret: bytes, nas_port: int,
-                   authenticator: bytes | None = None) -> bytes:
-    """One Access-Request as a NAS would send it for a PPPoE login, Message-Authenticator first."""
+                   authenticator: bytes | None = None, shape: str = "pppoe") -> bytes:
+    """One Access-Request, Message-Authenticator first.
+
+    ``pppoe``: as a NAS sends it for a PPPoE login (NAS-Port, NAS-Port-Type,
+    Service-Type, Framed-Protocol, Calling-Station-Id). ``minimal``: only
+    User-Name, User-Password and NAS-IP-Address besides Message-Authenticator,
+    the shape of a simple C generator (and of many hotspot controllers).
+    """
     auth = authenticator if authenticator is not None else os.urandom(16)
-    mac = "02:00:" + ":".join(f"{b:02x}" for b in nas_port.to_bytes(4, "big"))
-    attrs = b"".join((
+    parts = [
         _attr(USER_NAME, user),
         _attr(USER_PASSWORD, hide_password(password, secret, auth)),
         _attr(NAS_IP_ADDRESS, socket.inet_aton("127.0.0.1")),
-        _attr(NAS_PORT, struct.pack("!I", nas_port)),
-        _attr(NAS_PORT_TYPE, struct.pack("!I", 15)),  # Ethernet
-        _attr(SERVICE_TYPE, struct.pack("!I", 2)),  # Framed-User
-        _attr(FRAMED_PROTOCOL, struct.pack("!I", 1)),  # PPP
-        _attr(CALLING_STATION_ID, mac.encode()),
-    ))
+    ]
+    if shape == "pppoe":
+        mac = "02:00:" + ":".join(f"{b:02x}" for b in nas_port.to_bytes(4, "big"))
+        parts += [
+            _attr(NAS_PORT, struct.pack("!I", nas_port)),
+            _attr(NAS_PORT_TYPE, struct.pack("!I", 15)),  # Ethernet
+            _attr(SERVICE_TYPE, struct.pack("!I", 2)),  # Framed-User
+            _attr(FRAMED_PROTOCOL, struct.pack("!I", 1)),  # PPP
+            _attr(CALLING_STATION_ID, mac.encode()),
+        ]
+    elif shape != "minimal":
+        raise ValueError(f"unknown request shape {shape!r}")
+    attrs = b"".join(parts)
     ma_zero = _attr(MESSAGE_AUTHENTICATOR, b"\x00" * 16)
     length = 20 + len(ma_zero) + len(attrs)
     header = struct.pack("!BBH", ACCESS_REQUEST, ident, length) + auth
@@ -106,7 +121,8 @@ def access_request(ident: int, user: bytes, password: bytes, secret: bytes, nas_
 
 
 def build_datagrams(count: int, sockets: int, prefix: str, users: int, first_user: int,
-                    secret: bytes, password: str | None = None) -> list[list[bytes]]:
+                    secret: bytes, password: str | None = None,
+                    shape: str = "pppoe") -> list[list[bytes]]:
     """``count`` distinct requests dealt round-robin to the sockets, Identifier = position % 256.
 
     Request j goes to socket j % sockets as that socket's (j // sockets)-th
@@ -122,7 +138,7 @@ def build_datagrams(count: int, sockets: int, prefix: str, users: int, first_use
         s, k = j % sockets, j // sockets
         u = j % users
         per_socket[s].append(access_request(k % IDS_PER_SOCKET, names[u], passwords[u], secret,
-                                            first_user + u))
+                                            first_user + u, shape=shape))
     return per_socket
 
 
@@ -371,7 +387,7 @@ def check_loopback(host: str) -> str:
 def run(host: str, port: int, secret: bytes, *, window: int = 64, rate: float = 0.0,
         count: int = 100_000, duration: float = 10.0, timeout: float = 2.0,
         users: int = 10_000, first_user: int = 0, prefix: str = "bench",
-        sockets: int = 0, password: str | None = None) -> Result:
+        sockets: int = 0, password: str | None = None, shape: str = "pppoe") -> Result:
     """One run: closed loop with ``window`` in flight, or open loop when ``rate`` > 0."""
     check_loopback(host)
     if sockets <= 0:
@@ -383,7 +399,8 @@ def run(host: str, port: int, secret: bytes, *, window: int = 64, rate: float = 
         raise SystemExit(f"loadgen: window {window} needs more than {sockets} sockets "
                          f"({IDS_PER_SOCKET} Identifiers each)")
     t0 = time.perf_counter()
-    datagrams = build_datagrams(count, sockets, prefix, users, first_user, secret, password)
+    datagrams = build_datagrams(count, sockets, prefix, users, first_user, secret, password,
+                                shape)
     precompute = time.perf_counter() - t0
     result = Result(mode="open" if rate > 0 else "closed", target=f"{host}:{port}",
                     window=window if rate <= 0 else 0, rate_requested=rate, sockets=sockets,
@@ -416,6 +433,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="one password for every user (default: each user's own)")
     p.add_argument("--sockets", type=int, default=0, help="source sockets (0 = automatic)")
     p.add_argument("--pin", type=int, default=None, help="pin this process to this CPU")
+    p.add_argument("--shape", choices=SHAPES, default="pppoe",
+                   help="Access-Request attributes: a PPPoE login's, or only User-Name, "
+                        "User-Password, NAS-IP-Address (+ Message-Authenticator)")
     args = p.parse_args(argv)
     if args.count <= 0 or args.duration <= 0 or args.timeout <= 0 or args.users <= 0 \
             or args.window <= 0 or args.rate < 0:
@@ -425,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run(args.host, args.port, args.secret.encode(), window=args.window, rate=args.rate,
                  count=args.count, duration=args.duration, timeout=args.timeout,
                  users=args.users, first_user=args.first_user, prefix=args.prefix,
-                 sockets=args.sockets, password=args.password)
+                 sockets=args.sockets, password=args.password, shape=args.shape)
     json.dump(asdict(result), sys.stdout)
     sys.stdout.write("\n")
     return 0
