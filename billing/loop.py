@@ -38,7 +38,9 @@ from billing.cutoff import (
 )
 from billing.fees import thd_charge_fees
 from billing.reservation import thd_expire_holds
+from billing.statements import StatementSettings, closed_period, thd_issue_statements
 from core.config import Config
+from core.db.base import utcnow
 from core.db.pool import DBPool
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,9 @@ class PassReport:
     fees: int = 0
     expired: int = 0
     vouchers_expired: list[str] = field(default_factory=list)
+    statements: int = 0
+    invoices: int = 0
+    documents: int = 0
     blocked: list[int] = field(default_factory=list)
     cuts: list[tuple[str, str, str]] = field(default_factory=list)  # (action, who, outcome)
 
@@ -67,6 +72,8 @@ class PassReport:
         return {"rated": self.rated, "charged_minor": self.charged,
                 "ledger_entries": self.entries + self.fees, "fee_entries": self.fees,
                 "holds_released": self.expired, "vouchers_expired": self.vouchers_expired,
+                "statements": self.statements, "invoices": self.invoices,
+                "documents": self.documents,
                 "blocked_accounts": sorted(set(self.blocked)),
                 "cut_offs": [{"action": a, "session": w, "result": o} for a, w, o in self.cuts]}
 
@@ -85,6 +92,9 @@ class BillingLoop:
         self.on_session_gone = on_session_gone
         self.captive = captive
         self.batch = batch
+        self.statement_settings = StatementSettings.from_config(config)
+        self._statements_done: str | None = None  # the period this process finished
+        self._renderer: Any = None
         acct = config.accounting
         self.silent_after = timedelta(
             seconds=acct.stale_after_intervals * acct.default_interim_interval + 60)
@@ -107,6 +117,10 @@ class BillingLoop:
                                                self.live_sessions)
         report.blocked.extend((yield self.dbpool.run(thd_block_below_limit)))
         report.vouchers_expired = yield self.dbpool.run(thd_expire_vouchers)
+        if self.config.statements.enabled:
+            yield self._issue_statements(report)
+            if self.config.statements.render_per_pass:
+                yield self._render_documents(report)
         targets = yield self.dbpool.run(thd_cut_targets, self.live_sessions, None,
                                         RESEND_AFTER, self.captive)
         if targets and self.disconnector is not None:
@@ -116,9 +130,68 @@ class BillingLoop:
         elif targets:
             log.warning("%d sessions should be cut off but no disconnector is wired",
                         len(targets))
-        if report.rated or report.fees or report.cuts or report.blocked:
+        if report.rated or report.fees or report.cuts or report.blocked or report.statements:
             log.info("billing pass: %s", report.as_dict())
         return report
+
+    @defer.inlineCallbacks
+    def _issue_statements(self, report: PassReport) -> Generator[Any, Any, None]:
+        """The last closed month's statements, batch by batch, until every account has one."""
+        from sqlalchemy.exc import IntegrityError
+
+        period = closed_period(utcnow(), self.statement_settings)
+        if self._statements_done == period:
+            return
+        cursor = 0
+        for _ in range(MAX_BATCHES_PER_PASS):
+            try:
+                r = yield self.dbpool.run(thd_issue_statements, self.statement_settings,
+                                          period, cursor)
+            except IntegrityError:
+                # Another node issued some of this batch at the same moment: its rows are
+                # committed, ours rolled back; the next pass continues from the database.
+                log.info("statements %s: another node is issuing; continuing next pass",
+                         period)
+                return
+            report.statements += r.statements
+            report.invoices += r.invoices
+            cursor = r.last_account_id
+            if r.done:
+                self._statements_done = period
+                return
+
+    @defer.inlineCallbacks
+    def _render_documents(self, report: PassReport) -> Generator[Any, Any, None]:
+        """Render statements that have no document yet (HTML and PDF off the reactor)."""
+        from twisted.internet import threads
+
+        from billing.documents import (
+            DocumentRenderer,
+            thd_document_data,
+            thd_pending_statements,
+            thd_record_document,
+        )
+
+        if self._renderer is None:
+            self._renderer = DocumentRenderer(self.config)
+        renderer = self._renderer
+        pending = yield self.dbpool.run(thd_pending_statements,
+                                        self.config.statements.render_per_pass)
+        for statement_id in pending:
+            try:
+                data = yield self.dbpool.run(thd_document_data, statement_id)
+                html, pdf = yield threads.deferToThread(renderer.render, data)
+                files = yield threads.deferToThread(renderer.write, data, html, pdf)
+                doc = yield self.dbpool.run(thd_record_document, data, renderer.title(data),
+                                            renderer.kind(data).value, files)
+                if doc is None:
+                    renderer.discard(files)
+                else:
+                    report.documents += 1
+            except Exception:
+                log.exception("rendering statement %d failed; the next pass retries",
+                              statement_id)
+                return
 
     @defer.inlineCallbacks
     def _cut(self, target: CutTarget, report: PassReport) -> Generator[Any, Any, CutResult]:

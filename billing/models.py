@@ -94,7 +94,9 @@ class LedgerEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index("ix_ledger_entry_account_id_id", "account_id", "id"),
-                      Index("ix_ledger_entry_created_at", "created_at"))
+                      Index("ix_ledger_entry_created_at", "created_at"),
+                      Index("ix_ledger_entry_account_id_created_at", "account_id",
+                            "created_at"))
 
 
 class TariffRow(Base):

@@ -212,6 +212,71 @@ class GatewayConfig:
                               doc="seconds a signed webhook's timestamp may be off")
 
 
+def _time_zone(v: str) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "must be an IANA time zone such as UTC or Europe/Moscow"
+    return None
+
+
+def _decimal_percent(v: str) -> str | None:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        d = Decimal(v)
+    except InvalidOperation:
+        return "must be a percentage like \"20\" or \"7.7\""
+    return None if d.is_finite() and 0 <= d < 100 else "must be 0 up to (not including) 100"
+
+
+@dataclass(frozen=True)
+class StatementsConfig:
+    enabled: bool = opt(True, doc="the billing loop issues monthly statements")
+    time_zone: str = opt("UTC", _time_zone, doc="months begin and end at midnight here")
+    delay_minutes: int = opt(60, _non_negative,
+                             doc="wait this long after a month ends before issuing (lets "
+                                 "late usage of the month be rated first)")
+    batch: int = opt(2000, _positive, doc="accounts per statement transaction")
+    render_per_pass: int = opt(200, _non_negative,
+                               doc="documents rendered per billing pass; 0 = only on demand")
+
+
+@dataclass(frozen=True)
+class InvoicesConfig:
+    issuer: str = opt("default", doc="numbering series: numbers are sequential per issuer")
+    issuer_name: str = opt("", doc="printed on invoices")
+    issuer_address: str = opt("")
+    issuer_tax_id: str = opt("")
+    issuer_email: str = opt("")
+    number_format: str = opt("INV-{year}-{number:06d}",
+                             doc="Python format; {issuer} {year} {month} {number}")
+    vat_rate: str = opt("0", _decimal_percent,
+                        doc="VAT percent included in prices; \"0\" = no tax lines")
+    due_days: int = opt(14, _non_negative, doc="days from issue to due date")
+
+
+@dataclass(frozen=True)
+class DocumentsConfig:
+    templates: str = opt("", doc="directory of Jinja2 templates (statement.html, "
+                                 "invoice.html); empty = the built-in ones")
+    store: str = opt("", doc="where issued documents are written; empty = <data_dir>/documents")
+    pdf: bool = opt(True, doc="also render PDF (WeasyPrint) beside the HTML")
+    language: str = opt("en", doc="language passed to the templates")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    delimiter: str = opt(",", lambda v: None if len(v) == 1 else "must be one character",
+                         doc="CSV separator of 'radbill export'")
+    payments: list[str] = opt([], doc="CSV columns of the payments export; [] = all")
+    charges: list[str] = opt([], doc="...of the charges export")
+    invoices: list[str] = opt([], doc="...of the invoices export")
+    balances: list[str] = opt([], doc="...of the balances export")
+
+
 @dataclass(frozen=True)
 class CoaConfig:
     timeout: float = opt(3.0, _positive)
@@ -235,16 +300,6 @@ class WebConfig:
     enabled: bool = opt(False)
     listen: str = opt("127.0.0.1", lambda v: _ip_addresses([v]))
     port: int = opt(8080, _port)
-
-
-def _time_zone(v: str) -> str | None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError):
-        return "must be an IANA time zone such as UTC or Europe/Moscow"
-    return None
 
 
 @dataclass(frozen=True)
@@ -286,6 +341,10 @@ class Config:
     cards: CardsConfig = field(default_factory=CardsConfig)
     payment_import: PaymentImportConfig = field(default_factory=PaymentImportConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    statements: StatementsConfig = field(default_factory=StatementsConfig)
+    invoices: InvoicesConfig = field(default_factory=InvoicesConfig)
+    documents: DocumentsConfig = field(default_factory=DocumentsConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     pools: PoolsConfig = field(default_factory=PoolsConfig)
     web: WebConfig = field(default_factory=WebConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)
@@ -361,12 +420,20 @@ def _cross_check(cfg: Config, errors: list[str]) -> None:
         errors.append(f"metrics.port = {cfg.metrics.port}: must differ from web.port")
 
 
+def _check_number_format(cfg: Config, errors: list[str]) -> None:
+    try:
+        cfg.invoices.number_format.format(issuer="x", year=2024, month=1, number=1)
+    except (KeyError, ValueError, IndexError) as exc:
+        errors.append(f"invoices.number_format = {cfg.invoices.number_format!r}: {exc}")
+
+
 def parse_config(data: Mapping[str, Any], source: str = "(inline)") -> Config:
     """Validate a whole TOML document; raise one ConfigError listing every problem."""
     errors: list[str] = []
     cfg: Config = _build(Config, data, "", errors)
     if not errors:
         _cross_check(cfg, errors)
+        _check_number_format(cfg, errors)
     if errors:
         raise ConfigError(f"{source}: " + "; ".join(errors))
     return replace(cfg, source=source)

@@ -82,6 +82,36 @@ hmac_secret = "s"
 hmac_secret_file = "/etc/radbill/gw"
 hmac_tolerance = 60
 
+[statements]
+enabled = false
+time_zone = "Europe/Berlin"
+delay_minutes = 5
+batch = 100
+render_per_pass = 0
+
+[invoices]
+issuer = "north"
+issuer_name = "Net Co"
+issuer_address = "1 Main St"
+issuer_tax_id = "DE123"
+issuer_email = "billing@example.net"
+number_format = "N-{number}"
+vat_rate = "19"
+due_days = 30
+
+[documents]
+templates = "/etc/radbill/templates"
+store = "/srv/radbill/documents"
+pdf = false
+language = "de"
+
+[export]
+delimiter = ";"
+payments = ["login", "amount"]
+charges = ["login", "amount"]
+invoices = ["number", "total"]
+balances = ["login", "balance"]
+
 [coa]
 timeout = 1.5
 retries = 0
@@ -170,6 +200,8 @@ def test_full_config_parses_every_value() -> None:
     assert (cfg.server.worker_count, cfg.cluster.lease_seconds,
             cfg.billing.pending_poll_interval) == (2, 9.0, 0.5)
     assert cfg.pools.warn_utilization == 80
+    assert (cfg.invoices.vat_rate, cfg.statements.time_zone, cfg.export.delimiter) == (
+        "19", "Europe/Berlin", ";")
     assert (cfg.cards.pin_digits, cfg.cards.max_failures, cfg.cards.voucher_login) == (
         10, 3, False)
     assert (cfg.web.enabled, cfg.web.listen, cfg.web.port) == (True, "::1", 8443)

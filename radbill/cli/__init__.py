@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "radbill.cli.call",
     "radbill.cli.billing",
     "radbill.cli.card",
+    "radbill.cli.statement",
     "radbill.cli.pool",
     "radbill.cli.login",
     "radbill.cli.importer",
