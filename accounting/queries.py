@@ -30,6 +30,7 @@ class SessionFilter:
     since: datetime | None = None
     limit: int = 50
     offset: int = 0
+    reseller_id: int | None = None  # only this reseller's subscribers (a scoped caller)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class CallFilter:
     callee: str | None = None
     limit: int = 50
     offset: int = 0
+    reseller_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -143,8 +145,14 @@ def session_list_statement(session: Session, f: SessionFilter) -> Select[Any]:
         stmt = stmt.where(t.stopped_at.is_(None))
     if f.since is not None:
         stmt = stmt.where(t.started_at >= f.since)
-    return (stmt.order_by(t.started_at.desc(), t.id.desc()).limit(max(1, f.limit))
-            .offset(max(0, f.offset)))
+    if f.reseller_id is not None:
+        stmt = stmt.where(t.subscriber_id.in_(_reseller_subscribers(f.reseller_id)))
+    return (stmt.order_by(t.started_at.desc(), t.id.desc()).offset(max(0, f.offset))
+            .limit(max(1, f.limit)))
+
+
+def _reseller_subscribers(reseller_id: int) -> Any:
+    return select(Subscriber.id).where(Subscriber.reseller_id == reseller_id)
 
 
 def _session_info(r: Any, subs: dict[int, str], nases: dict[int, str],
@@ -207,8 +215,10 @@ def call_list_statement(session: Session, f: CallFilter) -> Select[Any]:
         stmt = stmt.where(t.caller == f.caller)
     if f.callee is not None:
         stmt = stmt.where(t.callee.startswith(f.callee, autoescape=True))
-    return (stmt.order_by(t.started_at.desc(), t.id.desc()).limit(max(1, f.limit))
-            .offset(max(0, f.offset)))
+    if f.reseller_id is not None:
+        stmt = stmt.where(t.subscriber_id.in_(_reseller_subscribers(f.reseller_id)))
+    return (stmt.order_by(t.started_at.desc(), t.id.desc()).offset(max(0, f.offset))
+            .limit(max(1, f.limit)))
 
 
 def _call_info(r: Any, subs: dict[int, str], nases: dict[int, str]) -> CallInfo:

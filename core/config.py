@@ -295,11 +295,39 @@ class PoolsConfig:
                             doc="seconds a running server caches which pools a plan uses")
 
 
+def _networks(v: list[str]) -> str | None:
+    for item in v:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return f"{item!r} is not an IP address or network"
+    return None
+
+
 @dataclass(frozen=True)
 class WebConfig:
-    enabled: bool = opt(False)
-    listen: str = opt("127.0.0.1", lambda v: _ip_addresses([v]))
+    enabled: bool = opt(False, doc="serve the HTTP API (and the pages) in 'radbill serve'")
+    listen: str = opt("127.0.0.1", lambda v: _ip_addresses([v]),
+                      doc="address of the web side; a non-loopback one needs TLS or "
+                          "behind_proxy")
     port: int = opt(8080, _port)
+    tls_certificate: str = opt("", doc="PEM certificate (chain) file: serve HTTPS directly")
+    tls_key: str = opt("", doc="PEM private key file of tls_certificate")
+    behind_proxy: bool = opt(False, doc="a TLS proxy is in front: trust its X-Forwarded-For/"
+                                        "-Proto (only from trusted_proxies)")
+    trusted_proxies: list[str] = opt(["127.0.0.1", "::1"], _networks,
+                                     doc="addresses/networks whose X-Forwarded-* are believed")
+    session_idle: int = opt(1800, _positive,
+                            doc="seconds without a request before a login session ends")
+    session_lifetime: int = opt(43200, _positive,
+                                doc="seconds after login when a session ends whatever")
+    login_failures: int = opt(5, _positive,
+                              doc="failed logins per minute from one address or for one "
+                                  "login before further attempts are refused for a minute")
+    token_cache: float = opt(2.0, _non_negative,
+                             doc="seconds a checked token or session is trusted before it is "
+                                 "looked up again (a revocation takes at most this long)")
+    max_page: int = opt(1000, _positive, doc="largest ?limit= a list request may ask for")
 
 
 @dataclass(frozen=True)
@@ -415,6 +443,18 @@ def _cross_check(cfg: Config, errors: list[str]) -> None:
                               f"(server.workers = {cfg.server.workers!r})")
     if r.auth_port and r.auth_port == r.acct_port:
         errors.append(f"radius.acct_port = {r.acct_port}: must differ from radius.auth_port")
+    w = cfg.web
+    if bool(w.tls_certificate) != bool(w.tls_key):
+        errors.append("web.tls_key: tls_certificate and tls_key go together")
+    for key in ("tls_certificate", "tls_key"):
+        path = getattr(w, key)
+        if path and w.enabled and not Path(path).is_file():
+            errors.append(f"web.{key} = {path!r}: no such file")
+    if (w.enabled and not w.tls_certificate and not w.behind_proxy
+            and not ipaddress.ip_address(w.listen).is_loopback):
+        errors.append(f"web.listen = {w.listen!r}: refusing plain HTTP on a non-loopback "
+                      "address; set web.tls_certificate/tls_key, or web.behind_proxy = true "
+                      "behind a TLS proxy")
     if cfg.web.enabled and cfg.metrics.enabled and (cfg.web.listen, cfg.web.port) == (
             cfg.metrics.listen, cfg.metrics.port) and cfg.web.port:
         errors.append(f"metrics.port = {cfg.metrics.port}: must differ from web.port")

@@ -22,7 +22,14 @@ class AlreadyExists(RadbillError):
 
 
 class InvalidInput(RadbillError):
-    """A value given by the user (CLI argument, CSV cell, form field) is invalid."""
+    """A value given by the user (CLI argument, CSV cell, form field) is invalid.
+
+    ``field`` names the input (an API/form field name) when the raiser knows it.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class DatabaseUnavailable(RadbillError):

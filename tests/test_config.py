@@ -127,6 +127,15 @@ routes_ttl = 0
 enabled = true
 listen = "::1"
 port = 8443
+tls_certificate = ""
+tls_key = ""
+behind_proxy = true
+trusted_proxies = ["10.0.0.0/8"]
+session_idle = 600
+session_lifetime = 3600
+login_failures = 3
+token_cache = 0
+max_page = 200
 
 [pages]
 time_zone = "Europe/Moscow"
@@ -205,6 +214,8 @@ def test_full_config_parses_every_value() -> None:
     assert (cfg.cards.pin_digits, cfg.cards.max_failures, cfg.cards.voucher_login) == (
         10, 3, False)
     assert (cfg.web.enabled, cfg.web.listen, cfg.web.port) == (True, "::1", 8443)
+    assert cfg.web.behind_proxy and cfg.web.trusted_proxies == ["10.0.0.0/8"]
+    assert (cfg.web.session_idle, cfg.web.login_failures, cfg.web.max_page) == (600, 3, 200)
     assert (cfg.metrics.enabled, cfg.metrics.port) == (True, 9100)
     assert (cfg.pages.time_zone, cfg.pages.default_language, cfg.pages.page_size) == (
         "Europe/Moscow", "ru", 25)
@@ -429,3 +440,19 @@ def test_workers_values_and_port_zero() -> None:
         parse_config({"cluster": {"lease_seconds": 1}})
     with pytest.raises(ConfigError, match=r"server\.node_name"):
         parse_config({"server": {"node_name": "a/b"}})
+
+
+def test_web_section_refuses_plain_http_off_loopback(tmp_path: Path) -> None:
+    """[web]: a public address needs TLS or behind_proxy; TLS files go together and exist."""
+    with pytest.raises(ConfigError, match="web.listen"):
+        parse_config({"web": {"enabled": True, "listen": "0.0.0.0"}})
+    parse_config({"web": {"enabled": True, "listen": "0.0.0.0", "behind_proxy": True}})
+    with pytest.raises(ConfigError, match="web.tls_key"):
+        parse_config({"web": {"tls_certificate": "/x.pem"}})
+    with pytest.raises(ConfigError, match="no such file"):
+        parse_config({"web": {"enabled": True, "tls_certificate": str(tmp_path / "c"),
+                              "tls_key": str(tmp_path / "k")}})
+    with pytest.raises(ConfigError, match="web.trusted_proxies"):
+        parse_config({"web": {"trusted_proxies": ["10.0.0.0/8", "proxy"]}})
+    cfg = parse_config({"web": {"trusted_proxies": ["10.0.0.0/8"]}})
+    assert cfg.web.trusted_proxies == ["10.0.0.0/8"]

@@ -22,7 +22,7 @@ from aaa.admin.validate import (
     validate_static_ip,
     validate_status,
 )
-from core.db.models import Plan, Subscriber, SubscriberStatus
+from core.db.models import Plan, Reseller, Subscriber, SubscriberStatus
 from core.errors import AlreadyExists, InvalidInput, NotFound
 
 
@@ -41,6 +41,7 @@ class SubscriberInfo:
     chap: bool
     created_at: datetime
     updated_at: datetime
+    reseller: str | None = None
 
     @property
     def auth_methods(self) -> list[str]:
@@ -51,20 +52,33 @@ class SubscriberInfo:
         return {"login": self.login, "status": self.status, "plan": self.plan,
                 "static_ip": self.static_ip, "auth": self.auth_methods,
                 "pap": self.pap, "mschapv2": self.mschap, "chap": self.chap,
-                "description": self.description,
+                "description": self.description, "reseller": self.reseller,
                 "created_at": self.created_at, "updated_at": self.updated_at}
 
 
 
 
 
-def _subscriber_info(row: Subscriber, plan_name: str | None) -> SubscriberInfo:
+def _subscriber_info(row: Subscriber, plan_name: str | None,
+                     reseller: str | None = None) -> SubscriberInfo:
     return SubscriberInfo(id=row.id, login=row.login, status=SubscriberStatus(row.status).value,
                           plan=plan_name, static_ip=row.static_ip,
                           description=row.description or "",
                           pap=bool(row.password_hash or row.nt_hash), mschap=bool(row.nt_hash),
                           chap=bool(row.chap_enabled and row.cleartext_password),
-                          created_at=row.created_at, updated_at=row.updated_at)
+                          created_at=row.created_at, updated_at=row.updated_at,
+                          reseller=reseller)
+
+
+def _reseller_name(session: Session, reseller_id: int | None) -> str | None:
+    if reseller_id is None:
+        return None
+    return session.scalar(select(Reseller.name).where(Reseller.id == reseller_id))
+
+
+def _full_info(session: Session, row: Subscriber) -> SubscriberInfo:
+    return _subscriber_info(row, _plan_name(session, row.plan_id),
+                            _reseller_name(session, row.reseller_id))
 
 
 def _subscriber_row(session: Session, login: str) -> Subscriber:
@@ -110,27 +124,36 @@ def _store_credentials(row: Subscriber, creds: Credentials, chap: bool) -> None:
 def thd_add_subscriber(session: Session, login: str, credentials: Credentials,
                        plan: str | None = None, chap: bool = False,
                        static_ip: str | None = None, status: str = "active",
-                       description: str = "") -> SubscriberInfo:
+                       description: str = "", reseller_id: int | None = None) -> SubscriberInfo:
     """``credentials`` come from :func:`hash_credentials`, outside the transaction."""
     login = validate_login(login)
     row = Subscriber(login=login, status=validate_status(status),
                      plan_id=_plan_id(session, plan), static_ip=validate_static_ip(static_ip),
                      description=text_field(description, "description", DESCRIPTION_MAX,
-                                       allow_empty=True, multiline=True))
+                                       allow_empty=True, multiline=True),
+                     reseller_id=reseller_id)
     _store_credentials(row, credentials, chap)
     if session.scalars(select(Subscriber.id).where(Subscriber.login == login)).first():
         raise AlreadyExists(f"subscriber {login!r} already exists")
     _check_static_ip_free(session, row.static_ip)
     session.add(row)
     flush_unique(session, f"subscriber {login!r}")
-    return _subscriber_info(row, plan)
+    return _full_info(session, row)
 
 
 def thd_list_subscribers(session: Session, status: str | None = None, plan: str | None = None,
                          login_prefix: str | None = None, limit: int | None = None,
-                         offset: int = 0) -> list[SubscriberInfo]:
-    """Ordered by login. ``plan='none'`` lists subscribers without a plan."""
-    query = select(Subscriber, Plan.name).outerjoin(Plan, Subscriber.plan_id == Plan.id)
+                         offset: int = 0, reseller_id: int | None = None
+                         ) -> list[SubscriberInfo]:
+    """Ordered by login. ``plan='none'`` lists subscribers without a plan.
+
+    ``reseller_id`` limits the list to one reseller's subscribers (a scoped caller).
+    """
+    query = (select(Subscriber, Plan.name, Reseller.name)
+             .outerjoin(Plan, Subscriber.plan_id == Plan.id)
+             .outerjoin(Reseller, Subscriber.reseller_id == Reseller.id))
+    if reseller_id is not None:
+        query = query.where(Subscriber.reseller_id == reseller_id)
     if status is not None:
         query = query.where(Subscriber.status == validate_status(status))
     if plan is not None:
@@ -150,12 +173,13 @@ def thd_list_subscribers(session: Session, status: str | None = None, plan: str 
     query = query.order_by(Subscriber.login).offset(offset)
     if limit is not None:
         query = query.limit(limit)
-    return [_subscriber_info(row, name) for row, name in session.execute(query).all()]
+    return [_subscriber_info(row, name, reseller)
+            for row, name, reseller in session.execute(query).all()]
 
 
 def thd_get_subscriber(session: Session, login: str) -> SubscriberInfo:
     row = _subscriber_row(session, login)
-    return _subscriber_info(row, _plan_name(session, row.plan_id))
+    return _full_info(session, row)
 
 
 def thd_set_password(session: Session, login: str, credentials: Credentials,
@@ -164,7 +188,7 @@ def thd_set_password(session: Session, login: str, credentials: Credentials,
     row = _subscriber_row(session, login)
     _store_credentials(row, credentials, row.chap_enabled if chap is None else chap)
     session.flush()
-    return _subscriber_info(row, _plan_name(session, row.plan_id))
+    return _full_info(session, row)
 
 
 def thd_disable_chap(session: Session, login: str) -> SubscriberInfo:
@@ -173,17 +197,17 @@ def thd_disable_chap(session: Session, login: str) -> SubscriberInfo:
     row.chap_enabled = False
     row.cleartext_password = None
     session.flush()
-    return _subscriber_info(row, _plan_name(session, row.plan_id))
+    return _full_info(session, row)
 
 
 def thd_set_status(session: Session, login: str, status: str) -> SubscriberInfo:
     row = _subscriber_row(session, login)
     row.status = validate_status(status)
     session.flush()
-    return _subscriber_info(row, _plan_name(session, row.plan_id))
+    return _full_info(session, row)
 
 
-SUBSCRIBER_FIELDS = frozenset({"plan", "static_ip", "description", "status"})
+SUBSCRIBER_FIELDS = frozenset({"plan", "static_ip", "description", "status", "reseller_id"})
 
 
 def thd_update_subscriber(session: Session, login: str,
@@ -203,13 +227,15 @@ def thd_update_subscriber(session: Session, login: str,
                                 allow_empty=True, multiline=True)
     if "status" in changes:
         row.status = validate_status(changes["status"])
+    if "reseller_id" in changes:
+        row.reseller_id = changes["reseller_id"]
     session.flush()
-    return _subscriber_info(row, _plan_name(session, row.plan_id))
+    return _full_info(session, row)
 
 
 def thd_remove_subscriber(session: Session, login: str) -> SubscriberInfo:
     row = _subscriber_row(session, login)
-    info = _subscriber_info(row, _plan_name(session, row.plan_id))
+    info = _full_info(session, row)
     # A billing account, its ledger and its sessions are history that must outlive the
     # login (audit, disputes, tax), so the foreign keys refuse; say what to do instead.
     delete_row(session, row, f"subscriber {login!r}",

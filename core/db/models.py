@@ -54,6 +54,22 @@ class Nas(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class Reseller(Base):
+    """A partner reselling service: its operators and tokens see only its own rows.
+
+    Added by migration 0400_access (branch ``access``), with ``subscriber.reseller_id``
+    and ``plan.reseller_id``; money per reseller (balances, cards) builds on it.
+    """
+
+    __tablename__ = "reseller"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class Plan(Base):
     __tablename__ = "plan"
 
@@ -68,6 +84,9 @@ class Plan(Base):
     framed_protocol: Mapped[str | None] = mapped_column(String(16), default="PPP")
     extra_reply: Mapped[list[list[str]]] = mapped_column(
         JSON, default=list, comment="[[attribute, value], ...] added to every Access-Accept")
+    reseller_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reseller.id", ondelete="RESTRICT"), default=None, index=True,
+        comment="a reseller's own plan; NULL = the operator's")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -96,6 +115,9 @@ class Subscriber(Base):
     static_ip: Mapped[str | None] = mapped_column(String(45), default=None, unique=True)
     description: Mapped[str] = mapped_column(Text().with_variant(String(1024), "mysql"),
                                              default="")
+    reseller_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reseller.id", ondelete="RESTRICT"), default=None, index=True,
+        comment="the reseller owning this subscriber; NULL = the operator's")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Indexed: running servers poll it to invalidate cached credentials (aaa.credential_watch).
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow,

@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "radbill.cli.pool",
     "radbill.cli.login",
     "radbill.cli.importer",
+    "radbill.cli.access",
 ]
 
 EXIT_USAGE = 2

@@ -20,32 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from billing.accounts import (
-    AccountView,
-    find_subscriber,
-    thd_account,
-    thd_events,
-    thd_set_credit_limit,
-)
-from billing.errors import BillingError, LedgerMismatch, NoTariff
-from billing.ledger import thd_check, thd_entries
+from billing.errors import BillingError, LedgerMismatch
 from billing.models import EntryKind
-from billing.money import check_currency, format_amount, format_price, parse_amount
-from billing.payments import thd_add_payment
-from billing.rating import (
-    SessionRating,
-    call_seconds_affordable,
-    rate_call_delta,
-    rate_delta,
-    utc_ts,
-)
-from billing.tariff_store import thd_import_rates, thd_load_tariff, thd_voice_rate
+from billing.money import check_currency, format_amount, parse_amount
 from billing.tariffs import parse_rates_csv
 from core.errors import InvalidInput
-from radbill.cli.context import CliContext, run_with_dbpool
+from radbill.cli.context import CliContext, run_as, run_with_dbpool
 from radbill.cli.output import add_out_argument, emit_list, emit_object
+from webadmin.service import catalog, money
 
 LEDGER_COLUMNS = ["id", "created_at", "kind", "amount", "reference", "source_id",
                   "description"]
@@ -119,36 +101,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.set_defaults(func=cmd_billing_run)
 
 
-def _ctx_run(args: argparse.Namespace, fn: Any, *fn_args: Any) -> Any:
-    ctx = CliContext(args)
-    try:
-        return ctx.run(fn, *fn_args)
-    finally:
-        ctx.close()
-
-
 def _currency(args: argparse.Namespace) -> tuple[CliContext, str]:
     ctx = CliContext(args)
     return ctx, check_currency(ctx.config.billing.currency)
 
 
-def _account_dict(a: AccountView) -> dict[str, Any]:
-    c = a.currency
-    return {"login": a.login, "plan": a.plan, "currency": c,
-            "balance": format_amount(a.balance, c), "reserved": format_amount(a.reserved, c),
-            "credit_limit": format_amount(a.credit_limit, c),
-            "available": format_amount(a.available, c), "status": a.status,
-            "status_reason": a.status_reason or None, "status_changed_at": a.status_changed_at}
+_account_dict = money.account_dict
 
 
 def cmd_account_show(args: argparse.Namespace) -> int:
     ctx, currency = _currency(args)
     try:
-        def fn(s: Session) -> tuple[AccountView, list[Any], list[Any]]:
-            acct = thd_account(s, args.login, currency)
-            return (acct, thd_entries(s, acct.id, args.last, ["charge", "fee"]),
-                    thd_events(s, acct.id, args.last))
-        acct, charges, events = ctx.run(fn)
+        detail = ctx.run_as(money.thd_account, args.login, currency, args.last)
+        acct, charges, events = detail.account, detail.charges, detail.events
     finally:
         ctx.close()
     out = _account_dict(acct)
@@ -173,7 +138,7 @@ def cmd_account_limit(args: argparse.Namespace) -> int:
     try:
         limit = None if args.amount.strip().lower() == "plan" else parse_amount(
             args.amount, currency, what="credit limit")
-        acct = ctx.run(thd_set_credit_limit, args.login, limit, currency)
+        acct = ctx.run_as(money.thd_set_credit_limit, args.login, limit, currency)
     finally:
         ctx.close()
     print(f"{acct.login}: credit limit {format_amount(acct.credit_limit, currency)}, "
@@ -189,10 +154,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         raise InvalidInput("give a LOGIN, or 'check'")
     ctx, currency = _currency(args)
     try:
-        def fn(s: Session) -> tuple[AccountView, list[Any]]:
-            acct = thd_account(s, login, currency)
-            return acct, thd_entries(s, acct.id, args.limit)
-        acct, entries = ctx.run(fn)
+        acct, entries = ctx.run_as(money.thd_ledger, login, currency, args.limit)
     finally:
         ctx.close()
     rows = [{"id": e.id, "created_at": e.created_at, "kind": e.kind,
@@ -205,7 +167,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_check(args: argparse.Namespace) -> int:
-    result = _ctx_run(args, thd_check)
+    result = run_as(args, money.thd_ledger_check)
     out = {"accounts": result.accounts, "entries": result.entries,
            "mismatches": [{"account_id": m.account_id, "subscriber_id": m.subscriber_id,
                            "cached_balance": m.cached, "ledger_sum": m.ledger_sum}
@@ -223,8 +185,8 @@ def cmd_payment_add(args: argparse.Namespace) -> int:
     try:
         kind = EntryKind(args.kind)
         amount = parse_amount(args.amount, currency, allow_negative=kind is EntryKind.ADJUSTMENT)
-        result = ctx.run(thd_add_payment, args.login, amount, currency, args.ref, kind,
-                         args.description)
+        result = ctx.run_as(money.thd_add_payment, args.login, amount, currency, args.ref,
+                            kind.value, args.description)
     finally:
         ctx.close()
     out = {"entry_id": result.entry.id, "recorded": result.created,
@@ -251,67 +213,15 @@ def _parse_time(text: str | None) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def thd_quote(session: Session, login: str | None, plan_name: str | None, duration: int,
-              octets_in: int, octets_out: int, called: str | None, at: datetime,
-              currency: str) -> dict[str, Any]:
-    """A dry run of the rater: the matched tariff, bands or prefix, and the cost breakdown."""
-    from sqlalchemy import select
-
-    from core.db.models import Plan
-
-    if login is not None:
-        sub = find_subscriber(session, login)
-        if sub.plan_id is None:
-            raise NoTariff(f"{login} has no plan")
-        plan_id = sub.plan_id
-    else:
-        found = session.scalars(select(Plan.id).where(Plan.name == plan_name)).one_or_none()
-        if found is None:
-            raise InvalidInput(f"no plan named {plan_name!r}")
-        plan_id = found
-    plan = session.get(Plan, plan_id)
-    assert plan is not None
-    out: dict[str, Any] = {"plan": plan.name, "currency": currency, "at": at,
-                           "duration": duration}
-    if called:
-        rate = thd_voice_rate(session, plan_id, called)
-        if rate is None:
-            raise NoTariff(f"plan {plan.name!r} has no voice rate for {called!r}")
-        r = rate_call_delta(rate, SessionRating(), duration, currency)
-        out.update(called=called, prefix=rate.prefix, description=rate.description or None,
-                   price_per_minute=format_price(rate.price_per_minute),
-                   connect_fee=format_price(rate.connect_fee),
-                   minimum=rate.minimum, increment=rate.increment,
-                   billed_seconds=r.lines[0].billed_seconds,
-                   total=format_amount(r.charge, currency))
-        if login is not None:
-            acct = thd_account(session, login, currency)
-            out["max_call_seconds_now"] = call_seconds_affordable(rate, acct.available, currency)
-        return out
-    tariff = thd_load_tariff(session, plan_id)
-    if tariff is None:
-        raise NoTariff(f"plan {plan.name!r} has no prices (set them with 'radbill plan set')")
-    r = rate_delta(tariff, SessionRating(), utc_ts(at), duration, octets_in, octets_out,
-                   currency)
-    out.update(octets_in=octets_in, octets_out=octets_out, timezone=tariff.timezone,
-               lines=[{"band": ln.band or "base", "seconds": ln.seconds,
-                       "billed_seconds": ln.billed_seconds, "octets_in": ln.octets_in,
-                       "octets_out": ln.octets_out,
-                       "cost": format_price(int(ln.cost_micro.to_integral_value()))}
-                      for ln in r.lines],
-               total=format_amount(r.charge, currency),
-               note="before included allowances and fees")
-    return out
-
-
 def cmd_rate(args: argparse.Namespace) -> int:
     for name in ("duration", "octets_in", "octets_out"):
         if getattr(args, name) < 0:
             raise InvalidInput(f"--{name.replace('_', '-')} must not be negative")
     ctx, currency = _currency(args)
     try:
-        quote = ctx.run(thd_quote, args.subscriber, args.plan, args.duration, args.octets_in,
-                        args.octets_out, args.called, _parse_time(args.at), currency)
+        quote = ctx.run_as(money.thd_rate, args.subscriber, args.plan, args.duration,
+                           args.octets_in, args.octets_out, args.called, _parse_time(args.at),
+                           currency)
     finally:
         ctx.close()
     if args.out == "text" and "lines" in quote:
@@ -331,7 +241,7 @@ def cmd_rates_import(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
     rates = parse_rates_csv(text)
-    count = _ctx_run(args, thd_import_rates, args.plan, rates)
+    count = run_as(args, catalog.thd_import_rates, args.plan, rates)
     print(f"plan {args.plan!r}: {count} voice rates loaded")
     return 0
 

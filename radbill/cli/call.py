@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from accounting.queries import CallFilter, thd_list_calls, thd_show_call
-from radbill.cli.context import run_once
+from accounting.queries import CallFilter
+from radbill.cli.context import run_as
 from radbill.cli.output import add_out_argument, emit_list, emit_object
 from radbill.cli.session import parse_since, positive_int
+from webadmin.service import usage
 
 LIST_COLUMNS = ["id", "caller", "callee", "subscriber", "nas", "state", "connect_time",
                 "duration", "disconnect_cause", "leg"]
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     since = parse_since(args.since) if args.since else None
-    found = run_once(args, thd_list_calls, CallFilter(
+    found = run_as(args, usage.thd_list_calls, CallFilter(
         subscriber=args.subscriber, nas=args.nas, since=since, caller=args.caller,
         callee=args.callee, limit=args.limit))
     emit_list([asdict(c) for c in found], LIST_COLUMNS, args.out, "calls", "call")
@@ -48,6 +49,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    info = run_once(args, thd_show_call, args.id)
+    info = run_as(args, usage.thd_show_call, args.id)
     emit_object(asdict(info), args.out, "call")
     return 0

@@ -15,6 +15,8 @@ from core.db.engine import make_engine
 from core.db.pool import run_in_session
 from core.db.schema import check_current
 from core.errors import InvalidInput
+from webadmin import roles
+from webadmin.roles import Caller
 
 T = TypeVar("T")
 
@@ -34,6 +36,10 @@ class CliContext:
         """``fn(session, *args)`` in one transaction, like the server's DB pool."""
         return run_in_session(self._factory, fn, *args, **kwargs)
 
+    def run_as(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A service-layer operation ``fn(session, caller, ...)`` as the CLI's caller."""
+        return run_in_session(self._factory, fn, cli_caller(), *args, **kwargs)
+
     def session(self) -> Session:
         return self._factory()
 
@@ -46,6 +52,33 @@ def run_once(args: argparse.Namespace, fn: Callable[..., T], *fn_args: Any) -> T
     ctx = CliContext(args)
     try:
         return ctx.run(fn, *fn_args)
+    finally:
+        ctx.close()
+
+
+def unix_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (a container with a bare uid)
+        import os
+
+        return str(os.getuid())
+
+
+def cli_caller() -> Caller:
+    """Who the audit log names for this command: ``cli:<unix user>``, with admin's rights.
+
+    The CLI holds the database's own credentials, so it could do anything
+    anyway; going through the service layer keeps its changes in the audit log.
+    """
+    return roles.cli_caller(unix_user())
+
+
+def run_as(args: argparse.Namespace, fn: Callable[..., T], *fn_args: Any, **kw: Any) -> T:
+    """``fn(session, cli_caller(), *fn_args)``: a service-layer operation, in one transaction."""
+    ctx = CliContext(args)
+    try:
+        return ctx.run(fn, cli_caller(), *fn_args, **kw)
     finally:
         ctx.close()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from pools.logins import thd_generate_logins
-from radbill.cli.context import run_once
+from radbill.cli.context import run_as
 from radbill.cli.output import add_out_argument, emit_list
+from webadmin.service import catalog
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    logins = run_once(args, thd_generate_logins, args.pool, args.count)
+    logins = run_as(args, catalog.thd_generate_logins, args.pool, args.count)
     if args.out == "text":
         for login in logins:
             print(login)

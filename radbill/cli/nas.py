@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from aaa.admin import nas as admin_nas
 from core.db.models import Vendor
 from core.errors import InvalidInput
-from radbill.cli.context import run_once as run
+from radbill.cli.context import run_as as run
 from radbill.cli.context import stdin_value
 from radbill.cli.output import add_out_argument, emit_list, emit_object
+from webadmin.service import catalog
 
 LIST_COLUMNS = ["name", "address", "vendor", "coa_port", "require_message_authenticator",
                 "description"]
@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_add(args: argparse.Namespace) -> int:
     secret = stdin_value(args.secret, "secret")
-    info = run(args, admin_nas.thd_add_nas, args.name, args.address, secret, args.vendor,
+    info = run(args, catalog.thd_add_nas, args.name, args.address, secret, args.vendor,
                args.coa_port, args.require_message_authenticator, args.description)
     print(f"NAS {info.name!r} added (address {info.address}, vendor {info.vendor})")
     return 0
@@ -82,7 +82,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     rows = []
-    for info in run(args, admin_nas.thd_list_nas):
+    for info in run(args, catalog.thd_list_nas):
         row = info.as_dict()
         del row["secret"]
         rows.append(row)
@@ -91,7 +91,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    info = run(args, admin_nas.thd_get_nas, args.name)
+    info = run(args, catalog.thd_get_nas, args.name)
     emit_object(info.as_dict(show_secret=args.show_secret), args.out, item="nas")
     return 0
 
@@ -107,12 +107,12 @@ def cmd_set(args: argparse.Namespace) -> int:
         changes["secret"] = stdin_value(args.secret, "secret")
     if not changes:
         raise InvalidInput("nothing to change; give at least one option (see --help)")
-    info = run(args, admin_nas.thd_update_nas, args.name, changes)
+    info = run(args, catalog.thd_update_nas, args.name, changes)
     print(f"NAS {info.name!r} changed: " + ", ".join(sorted(changes)))
     return 0
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    info = run(args, admin_nas.thd_remove_nas, args.name)
+    info = run(args, catalog.thd_remove_nas, args.name)
     print(f"NAS {info.name!r} removed")
     return 0

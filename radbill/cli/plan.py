@@ -5,15 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from aaa.admin import plans as admin_plans
 from aaa.admin import validate as admin_validate
 from core.errors import InvalidInput
-from pools.manage import thd_plan_pools, thd_replace_plan_pools
-from radbill.cli.context import run_once as run
+from radbill.cli.context import run_as as run
 from radbill.cli.output import add_out_argument, emit_list, emit_object
 from radbill.cli.pool import add_pool_argument
+from webadmin.service import catalog
 
 LIST_COLUMNS = ["name", "rate_limit", "session_timeout", "idle_timeout", "interim_interval",
                 "simultaneous_use", "framed_protocol", "subscribers"]
@@ -69,6 +66,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("name", help="unique name, 1..64 characters")
     _service_options(add, clearing=False)
     add_pool_argument(add)
+    add.add_argument("--reseller", metavar="NAME", help="a reseller's own plan")
     add.set_defaults(func=cmd_add)
 
     lst = psub.add_parser("list", help="list plans", parents=[common_parent()])
@@ -86,6 +84,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     upd.add_argument("--clear-reply-attributes", action="store_true",
                      help="remove every extra reply attribute")
     add_pool_argument(upd)
+    upd.add_argument("--reseller", metavar="NAME|none", default=argparse.SUPPRESS,
+                     help="give the plan to a reseller ('none': the operator's own)")
     upd.set_defaults(func=cmd_set)
 
     rm = psub.add_parser("remove", help="remove a plan no subscriber uses",
@@ -104,36 +104,23 @@ def _pool_names(pools: list[str]) -> list[str]:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    def thd(session: Session) -> admin_plans.PlanInfo:
-        info = admin_plans.thd_add_plan(
-            session, args.name, args.rate_limit, args.session_timeout, args.idle_timeout,
-            args.interim_interval, args.simultaneous_use,
-            "PPP" if args.framed_protocol is None else args.framed_protocol,
-            args.reply_attributes or [])
-        if args.pools:  # same transaction: an unknown pool adds no plan
-            thd_replace_plan_pools(session, info.name, _pool_names(args.pools))
-        return info
-
-    info = run(args, thd)
-    print(f"plan {info.name!r} added")
+    info = run(args, catalog.thd_add_plan, args.name, args.rate_limit, args.session_timeout,
+               args.idle_timeout, args.interim_interval, args.simultaneous_use,
+               "PPP" if args.framed_protocol is None else args.framed_protocol,
+               args.reply_attributes or [], _pool_names(args.pools) if args.pools else None,
+               args.reseller)
+    print(f"plan {info['name']!r} added")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = [info.as_dict() for info in run(args, admin_plans.thd_list_plans)]
+    rows = [info.as_dict() for info in run(args, catalog.thd_list_plans)]
     emit_list(rows, LIST_COLUMNS, args.out, root="plans", item="plan")
     return 0
 
 
-def thd_show_plan(session: Session, name: str) -> dict[str, Any]:
-    """The plan's service side and the pools it draws from, in the order they are tried."""
-    shown = admin_plans.thd_get_plan(session, name).as_dict()
-    shown["pools"] = [link.pool for link in thd_plan_pools(session, name)]
-    return shown
-
-
 def cmd_show(args: argparse.Namespace) -> int:
-    emit_object(run(args, thd_show_plan, args.name), args.out, item="plan")
+    emit_object(run(args, catalog.thd_get_plan, args.name), args.out, item="plan")
     return 0
 
 
@@ -147,24 +134,20 @@ def cmd_set(args: argparse.Namespace) -> int:
         changes["reply_attributes"] = []
     elif reply_attributes:
         changes["reply_attributes"] = reply_attributes
+    if hasattr(args, "reseller"):
+        changes["reseller"] = args.reseller
     pools = args.pools
     if not changes and pools is None:
         raise InvalidInput("nothing to change; give at least one option (see --help)")
 
-    def thd(session: Session) -> admin_plans.PlanInfo:
-        info = (admin_plans.thd_update_plan(session, args.name, changes) if changes
-                else admin_plans.thd_get_plan(session, args.name))
-        if pools is not None:
-            thd_replace_plan_pools(session, info.name, _pool_names(pools))
-        return info
-
-    info = run(args, thd)
-    print(f"plan {info.name!r} changed: "
+    info = run(args, catalog.thd_update_plan, args.name, changes,
+               _pool_names(pools) if pools is not None else None)
+    print(f"plan {info['name']!r} changed: "
           + ", ".join(sorted([*changes, *(["pools"] if pools is not None else [])])))
     return 0
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    info = run(args, admin_plans.thd_remove_plan, args.name)
+    info = run(args, catalog.thd_remove_plan, args.name)
     print(f"plan {info.name!r} removed")
     return 0

@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from typing import Any
 
 from tqdm import tqdm
 
 from pools.errors import BadRange
-from pools.manage import (
-    NewPool,
-    PlanLink,
-    thd_add_pool,
-    thd_assign_static,
-    thd_attach,
-    thd_detach,
-    thd_list_leases,
-    thd_list_pools,
-    thd_nas_groups,
-    thd_release_static,
-    thd_remove_pool,
-    thd_set_nas_group,
-    thd_set_pool,
-    thd_show_pool,
-)
+from pools.manage import NewPool, PlanLink
 from pools.models import ItemState, OnExhausted, PoolKind
 from pools.ranges import parse_pool, read_range_file, split_tokens
-from radbill.cli.context import CliContext, run_once
+from radbill.cli.context import CliContext, run_as
 from radbill.cli.output import add_out_argument, emit_list, emit_object
+from webadmin.service import catalog
 
 PROGRESS_FROM = 5000  # items; smaller pools are added without a bar
 
@@ -141,7 +126,8 @@ def add_pool_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, fn: Any, *a: Any, **kw: Any) -> Any:
-    return run_once(args, functools.partial(fn, **kw), *a)
+    """A service-layer operation (webadmin.service.catalog) as the CLI's caller."""
+    return run_as(args, fn, *a, **kw)
 
 
 def _new_pool(args: argparse.Namespace) -> NewPool:
@@ -183,7 +169,7 @@ def cmd_add(args: argparse.Namespace) -> int:
                 bar.update(n - done[0])
                 done[0] = n
 
-            usage = ctx.run(thd_add_pool, new, progress)
+            usage = ctx.run_as(catalog.thd_add_pool, new, progress)
     finally:
         ctx.close()
     if args.out == "text":
@@ -197,7 +183,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     ctx = CliContext(args)
     try:
         warn = ctx.config.pools.warn_utilization
-        pools = ctx.run(thd_list_pools, warn)
+        pools = ctx.run_as(catalog.thd_list_pools, warn)
     finally:
         ctx.close()
     if args.out == "text":
@@ -219,7 +205,7 @@ def _link(link: PlanLink) -> dict[str, Any]:
 def cmd_show(args: argparse.Namespace) -> int:
     ctx = CliContext(args)
     try:
-        d = ctx.run(thd_show_pool, args.name, ctx.config.pools.warn_utilization)
+        d = ctx.run_as(catalog.thd_show_pool, args.name, ctx.config.pools.warn_utilization)
     finally:
         ctx.close()
     obj: dict[str, Any] = d.usage.as_dict()
@@ -240,7 +226,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    d = _run(args, thd_set_pool, args.name, nas_group=args.nas_group,
+    d = _run(args, catalog.thd_set_pool, args.name, nas_group=args.nas_group,
              framed_pool_name=args.framed_pool_name, description=args.description)
     print(f"pool {d.usage.name}: nas group {d.nas_group or '-'}, "
           f"framed pool name {d.framed_pool_name or d.usage.name}")
@@ -248,14 +234,14 @@ def cmd_set(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    removed = _run(args, thd_remove_pool, args.name)
+    removed = _run(args, catalog.thd_remove_pool, args.name)
     print(f"pool {args.name} removed ({removed} identifiers)")
     return 0
 
 
 def cmd_leases(args: argparse.Namespace) -> int:
     states = [ItemState(s) for s in args.state] if args.state else None
-    items = _run(args, thd_list_leases, args.name, states, args.limit)
+    items = _run(args, catalog.thd_list_leases, args.name, states, args.limit)
     emit_list([i.as_dict() for i in items],
               ["value", "state", "holder", "device", "nas", "session", "expires_at"],
               args.out, "leases", "lease")
@@ -263,7 +249,7 @@ def cmd_leases(args: argparse.Namespace) -> int:
 
 
 def cmd_assign(args: argparse.Namespace) -> int:
-    item = _run(args, thd_assign_static, args.pool, args.login, args.value)
+    item = _run(args, catalog.thd_assign_static, args.pool, args.login, args.value)
     if args.out == "text":
         print(f"{item.value} of pool {item.pool} is assigned to {item.holder}")
     else:
@@ -272,14 +258,14 @@ def cmd_assign(args: argparse.Namespace) -> int:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    freed = _run(args, thd_release_static, args.pool, args.who)
+    freed = _run(args, catalog.thd_release_static, args.pool, args.who)
     for item in freed:
         print(f"{item.value} of pool {item.pool} released from {item.holder}")
     return 0
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    link = _run(args, thd_attach, args.plan, args.pool, priority=args.priority,
+    link = _run(args, catalog.thd_attach, args.plan, args.pool, priority=args.priority,
                 nas_allocates=args.nas_allocates, on_exhausted=OnExhausted(args.on_exhausted))
     print(f"plan {link.plan} draws from pool {link.pool} (priority {link.priority}"
           + (", NAS allocates" if link.nas_allocates else "")
@@ -289,21 +275,21 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_detach(args: argparse.Namespace) -> int:
-    _run(args, thd_detach, args.plan, args.pool)
+    _run(args, catalog.thd_detach, args.plan, args.pool)
     print(f"plan {args.plan} no longer draws from pool {args.pool}")
     return 0
 
 
 def cmd_nas_group(args: argparse.Namespace) -> int:
     if args.nas is None:
-        for nas, group in _run(args, thd_nas_groups):
+        for nas, group in _run(args, catalog.thd_nas_groups):
             print(f"{group}\t{nas}")
         return 0
     if args.group is None:
-        groups = dict(_run(args, thd_nas_groups))
+        groups = dict(_run(args, catalog.thd_nas_groups))
         print(groups.get(args.nas, "-"))
         return 0
-    group = _run(args, thd_set_nas_group, args.nas, args.group)
+    group = _run(args, catalog.thd_set_nas_group, args.nas, args.group)
     print(f"NAS {args.nas} is in pool group {group}" if group
           else f"NAS {args.nas} is in no pool group")
     return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from billing.money import check_currency, parse_amount, parse_price
-from billing.tariff_store import Applied, describe_tariff, thd_apply_spec, thd_plan_tariff
+from billing.tariff_store import Applied, describe_tariff
 from billing.tariffs import (
     AfterAllowance,
     Period,
@@ -25,8 +25,9 @@ from billing.tariffs import (
     parse_tariff_toml,
 )
 from core.errors import InvalidInput
-from radbill.cli.context import CliContext
+from radbill.cli.context import CliContext, run_as
 from radbill.cli.output import add_out_argument, emit_object
+from webadmin.service import catalog
 
 PRICE_DESTS = ("price_per_minute", "price_per_second", "increment", "price_per_mb",
                "price_per_mb_in", "price_per_mb_out", "monthly_fee", "daily_fee",
@@ -118,14 +119,6 @@ def price_spec(name: str, args: argparse.Namespace, currency: str) -> TariffSpec
                       clear_allowance=bool(given.get("no_allowance")))
 
 
-def _run(args: argparse.Namespace, fn: Callable[..., Any], *fn_args: Any) -> Any:
-    ctx = CliContext(args)
-    try:
-        return ctx.run(fn, *fn_args)
-    finally:
-        ctx.close()
-
-
 def add_plan_price_commands(psub: argparse._SubParsersAction[argparse.ArgumentParser],
                             set_parser: argparse.ArgumentParser | None = None) -> None:
     """Add ``plan import`` and ``plan prices``; give ``set_parser`` to add price flags to it."""
@@ -162,7 +155,7 @@ def _set_command(original: Callable[[argparse.Namespace], int] | None,
             if spec is None and not service_given:
                 raise InvalidInput("nothing to change; give at least one option (see --help)")
             if spec is not None:
-                applied: Applied = ctx.run(thd_apply_spec, spec)
+                applied: Applied = ctx.run_as(catalog.thd_apply_prices, spec)
                 changed = sorted(d.replace("_", "-") for d in PRICE_DESTS if hasattr(args, d))
                 print(f"plan {applied.plan!r} prices changed: " + ", ".join(changed))
         finally:
@@ -184,11 +177,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         specs = parse_tariff_toml(data, check_currency(ctx.config.billing.currency))
 
-        def apply_all(session: Any) -> list[Applied]:
-            return [thd_apply_spec(session, spec, create_plan=not args.no_create)
+        def apply_all(session: Any, caller: Any) -> list[Applied]:
+            return [catalog.thd_apply_prices(session, caller, spec,
+                                             create_plan=not args.no_create)
                     for spec in specs]
 
-        results = ctx.run(apply_all)
+        results = ctx.run_as(apply_all)
     finally:
         ctx.close()
     for r in results:
@@ -203,6 +197,6 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_prices(args: argparse.Namespace) -> int:
-    tariff = _run(args, thd_plan_tariff, args.name)
+    tariff = run_as(args, catalog.thd_plan_prices, args.name)
     emit_object(describe_tariff(tariff), args.out, item="prices")
     return 0

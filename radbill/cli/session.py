@@ -11,11 +11,12 @@ import re
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
-from accounting.queries import SessionFilter, thd_list_sessions, thd_show_session
+from accounting.queries import SessionFilter
 from core.db.base import utcnow
 from core.errors import InvalidInput
-from radbill.cli.context import run_once
+from radbill.cli.context import cli_caller, run_as
 from radbill.cli.output import add_out_argument, emit_list, emit_object
+from webadmin.service import usage
 
 LIST_COLUMNS = ["id", "login", "nas", "state", "started_at", "stopped_at", "session_time",
                 "input_octets", "output_octets", "framed_ip", "terminate_cause"]
@@ -86,25 +87,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     since = parse_since(args.since) if args.since else None
-    found = run_once(args, thd_list_sessions, SessionFilter(
+    found = run_as(args, usage.thd_list_sessions, SessionFilter(
         online=args.online, subscriber=args.subscriber, nas=args.nas, since=since,
-        limit=args.limit), utcnow())
+        limit=args.limit))
     emit_list([asdict(s) for s in found], LIST_COLUMNS, args.out, "sessions", "session")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    info = run_once(args, thd_show_session, args.id, utcnow())
+    info = run_as(args, usage.thd_show_session, args.id)
     emit_object(asdict(info), args.out, "session")
     return 0
 
 
 def cmd_disconnect(args: argparse.Namespace) -> int:
-    from aaa.kick import thd_live_session, thd_live_sessions_of
     from radbill.cli.kick import disconnect
 
+    caller = cli_caller()
     if args.subscriber is not None:
         login = args.subscriber
-        return disconnect(args, lambda s: thd_live_sessions_of(s, login))
+        return disconnect(args, lambda s: usage.thd_disconnect_targets(s, caller, login=login))
     ident = args.id
-    return disconnect(args, lambda s: [thd_live_session(s, ident)])
+    return disconnect(args, lambda s: usage.thd_disconnect_targets(s, caller,
+                                                                   session_ident=ident))

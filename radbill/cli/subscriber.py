@@ -20,9 +20,9 @@ from aaa.admin import subscribers as admin_subscribers
 from aaa.admin import validate as admin_validate
 from core.db.models import SubscriberStatus
 from core.errors import InvalidInput
-from radbill.cli.context import CliContext, stdin_value
-from radbill.cli.context import run_once as run
+from radbill.cli.context import CliContext, run_as, stdin_value
 from radbill.cli.output import add_out_argument, emit_list, emit_object
+from webadmin.service import subscribers as svc
 
 LIST_COLUMNS = ["login", "status", "plan", "static_ip", "auth"]
 STATUSES = [s.value for s in SubscriberStatus]
@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("--static-ip", metavar="IPv4", help="sent as Framed-IP-Address")
     add.add_argument("--status", choices=STATUSES, default=SubscriberStatus.ACTIVE.value)
     add.add_argument("--description", default="")
+    add.add_argument("--reseller", metavar="NAME", help="the reseller owning the subscriber")
     add.set_defaults(func=cmd_add)
 
     lst = action("list", "list subscribers")
@@ -57,6 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lst.add_argument("--login-prefix", metavar="TEXT", help="only logins starting with TEXT")
     lst.add_argument("--limit", type=int, metavar="N", help="at most N subscribers")
     lst.add_argument("--offset", type=int, default=0, metavar="N", help="skip the first N")
+    lst.add_argument("--reseller", metavar="NAME", help="only this reseller's subscribers")
     add_out_argument(lst)
     lst.set_defaults(func=cmd_list)
 
@@ -70,6 +72,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     upd.add_argument("--plan", metavar="NAME|none", default=argparse.SUPPRESS)
     upd.add_argument("--static-ip", metavar="IPv4|none", default=argparse.SUPPRESS)
     upd.add_argument("--description", default=argparse.SUPPRESS)
+    upd.add_argument("--reseller", metavar="NAME|none", default=argparse.SUPPRESS,
+                     help="move the subscriber to a reseller ('none': the operator's own)")
     upd.add_argument("--no-chap", action="store_true",
                      help="turn CHAP off and delete the reversible password copy")
     upd.set_defaults(func=cmd_set)
@@ -121,56 +125,50 @@ def _auth(info: admin_subscribers.SubscriberInfo) -> str:
 def cmd_add(args: argparse.Namespace) -> int:
     login = admin_validate.validate_login(args.login)  # fail fast, before ~70 ms of argon2
     credentials = admin_passwords.hash_credentials(stdin_value(args.password, "password"))
-    info = run(args, admin_subscribers.thd_add_subscriber, login, credentials, args.plan, args.chap,
-               args.static_ip, args.status, args.description)
+    info = run_as(args, svc.thd_add, login, credentials, args.plan, args.chap,
+                  args.static_ip, args.status, args.description, args.reseller)
     print(f"subscriber {info.login!r} added (plan {info.plan or 'none'}, "
           f"auth {_auth(info)})")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    infos = run(args, admin_subscribers.thd_list_subscribers, args.status, args.plan,
-                args.login_prefix, args.limit, args.offset)
+    infos = run_as(args, svc.thd_list, args.status, args.plan, args.login_prefix, args.limit,
+                   args.offset, args.reseller)
     emit_list([i.as_dict() for i in infos], LIST_COLUMNS, args.out, root="subscribers",
               item="subscriber")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    info = run(args, admin_subscribers.thd_get_subscriber, args.login)
+    info = run_as(args, svc.thd_get, args.login)
     emit_object(info.as_dict(), args.out, item="subscriber")
     return 0
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    changes = {k: getattr(args, k) for k in ("plan", "static_ip", "description")
-               if hasattr(args, k)}
-    if not changes and not args.no_chap:
-        raise InvalidInput("nothing to change; give at least one option (see --help)")
-
-    def apply(session: Any) -> admin_subscribers.SubscriberInfo:
-        info = admin_subscribers.thd_get_subscriber(session, args.login)
-        if changes:
-            info = admin_subscribers.thd_update_subscriber(session, args.login, changes)
-        if args.no_chap:
-            info = admin_subscribers.thd_disable_chap(session, args.login)
-        return info
-
-    info = run(args, apply)
+    changes: dict[str, Any] = {k: getattr(args, k) for k in
+                               ("plan", "static_ip", "description", "reseller")
+                               if hasattr(args, k)}
     done = sorted(changes) + (["chap off"] if args.no_chap else [])
+    if args.no_chap:
+        changes["chap"] = False
+    if not changes:
+        raise InvalidInput("nothing to change; give at least one option (see --help)")
+    info = run_as(args, svc.thd_update, args.login, changes)
     print(f"subscriber {info.login!r} changed: " + ", ".join(done))
     return 0
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
     credentials = admin_passwords.hash_credentials(stdin_value(args.password, "password"))
-    info = run(args, admin_subscribers.thd_set_password, args.login, credentials, args.chap)
+    info = run_as(args, svc.thd_set_password, args.login, credentials, args.chap)
     print(f"password of {info.login!r} changed (auth {_auth(info)})")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    info = run(args, admin_subscribers.thd_set_status, args.login, args.status)
+    info = run_as(args, svc.thd_set_status, args.login, args.status)
     print(f"subscriber {info.login!r} is now {info.status}")
     if not getattr(args, "disconnect", False):
         return 0
@@ -182,7 +180,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    info = run(args, admin_subscribers.thd_remove_subscriber, args.login)
+    info = run_as(args, svc.thd_remove, args.login)
     print(f"subscriber {info.login!r} removed")
     return 0
 
@@ -213,7 +211,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         try:
             # Check against the database before spending minutes on argon2.
-            ctx.run(admin_importing.thd_check_import, rows)
+            ctx.run_as(svc.thd_check_import, rows)
         except InvalidInput as exc:
             raise InvalidInput(f"{args.file}: {exc}") from None
         to_hash = sum(1 for r in rows if r.needs_hashing)
@@ -221,7 +219,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                   disable=args.quiet or to_hash == 0 or not sys.stderr.isatty()) as bar:
             rows = admin_importing.hash_import_rows(rows, workers=args.workers, progress=bar.update,
                                            argon2_now=args.argon2_now)
-        result = ctx.run(admin_importing.thd_import_subscribers, rows)
+        result = ctx.run_as(svc.thd_import, rows)
     finally:
         ctx.close()
     elapsed = time.monotonic() - started
