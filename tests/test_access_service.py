@@ -63,9 +63,16 @@ def test_migration_matches_models_and_downgrades(engine: Engine) -> None:
     ours = {"reseller", "operator", "api_token", "api_session", "audit_entry"}
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-    text = repr(diff)
-    assert not [d for d in ours if f"'{d}'" in text or f"table='{d}'" in text], diff
-    assert "reseller_id" not in text
+    def table_of(d: Any) -> str | None:
+        entry = d[0] if isinstance(d, list) else d
+        if entry[0].endswith("_table"):
+            return str(entry[1].name)
+        if entry[0] in ("add_column", "remove_column") or entry[0].startswith("modify_"):
+            return str(entry[2])
+        table = getattr(entry[1], "table", None)
+        return None if table is None else str(table.name)
+
+    assert [d for d in diff if table_of(d) in ours | {"subscriber", "plan"}] == []
     schema.downgrade(engine, "access@0001")
     assert not ours & set(inspect(engine).get_table_names())
     assert "reseller_id" not in {c["name"] for c in inspect(engine).get_columns("subscriber")}
@@ -136,7 +143,7 @@ def test_permissions_are_refused(dbpool: DBPool, two_resellers: Any) -> None:
 
 
 def test_audit_row_commits_with_the_change(dbpool: DBPool) -> None:
-    """The audit row is in the change's transaction: a rollback drops both, a failure writes none."""
+    """The audit row is in the change's transaction: a rollback drops both; a failure, none."""
     class Boom(Exception):
         pass
 

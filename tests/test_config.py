@@ -444,15 +444,15 @@ def test_workers_values_and_port_zero() -> None:
 
 def test_web_section_refuses_plain_http_off_loopback(tmp_path: Path) -> None:
     """[web]: a public address needs TLS or behind_proxy; TLS files go together and exist."""
-    with pytest.raises(ConfigError, match="web.listen"):
+    with pytest.raises(ConfigError, match=r"web\.listen"):
         parse_config({"web": {"enabled": True, "listen": "0.0.0.0"}})
     parse_config({"web": {"enabled": True, "listen": "0.0.0.0", "behind_proxy": True}})
-    with pytest.raises(ConfigError, match="web.tls_key"):
+    with pytest.raises(ConfigError, match=r"web\.tls_key"):
         parse_config({"web": {"tls_certificate": "/x.pem"}})
     with pytest.raises(ConfigError, match="no such file"):
         parse_config({"web": {"enabled": True, "tls_certificate": str(tmp_path / "c"),
                               "tls_key": str(tmp_path / "k")}})
-    with pytest.raises(ConfigError, match="web.trusted_proxies"):
+    with pytest.raises(ConfigError, match=r"web\.trusted_proxies"):
         parse_config({"web": {"trusted_proxies": ["10.0.0.0/8", "proxy"]}})
     cfg = parse_config({"web": {"trusted_proxies": ["10.0.0.0/8"]}})
     assert cfg.web.trusted_proxies == ["10.0.0.0/8"]

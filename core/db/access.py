@@ -75,7 +75,9 @@ class ApiSession(Base):
         ForeignKey("api_token.id", ondelete="CASCADE"), default=None, index=True)
     address: Mapped[str] = mapped_column(String(45), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, comment="absolute end")
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow,
+                                                   comment="for the idle timeout")
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
