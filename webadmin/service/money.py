@@ -23,7 +23,7 @@ from billing.models import BillingAccount, EntryKind, LedgerEntry
 from billing.money import format_amount
 from billing.quote import thd_quote
 from core.db.models import Subscriber
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from webadmin.roles import Caller
 from webadmin.service import audit, scope
 
@@ -143,6 +143,8 @@ def thd_list_payments(session: Session, caller: Caller, login: str | None = None
     q = q.where(LedgerEntry.kind.in_(kinds))
     if login is not None:
         sub_id, _ = scope.subscriber(session, caller, login)
+        if sub_id is None:
+            raise NotFound(f"no subscriber with login {login!r}")
         q = q.where(BillingAccount.subscriber_id == sub_id)
     elif caller.scoped:
         q = q.where(Subscriber.reseller_id == caller.reseller_id)

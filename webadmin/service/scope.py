@@ -33,13 +33,17 @@ def reseller_name(session: Session, rid: int | None) -> str | None:
     return session.scalar(select(Reseller.name).where(Reseller.id == rid))
 
 
-def subscriber(session: Session, caller: Caller, login: str) -> tuple[int, int | None]:
-    """(id, reseller_id) of a subscriber the caller may see; NotFound otherwise."""
+def subscriber(session: Session, caller: Caller, login: str) -> tuple[int | None, int | None]:
+    """(id, reseller_id) of a subscriber the caller may see; NotFound otherwise.
+
+    For an unscoped caller a missing login gives (None, None): the domain function
+    called next raises its own, usual error.
+    """
     row = session.execute(select(Subscriber.id, Subscriber.reseller_id)
                           .where(Subscriber.login == login)).one_or_none()
-    if row is None or (caller.scoped and row[1] != caller.reseller_id):
+    if caller.scoped and (row is None or row[1] != caller.reseller_id):
         raise NotFound(f"subscriber {login!r} not found")
-    return row[0], row[1]
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 def plan(session: Session, caller: Caller, name: str | None, *, write: bool = False) -> None:
