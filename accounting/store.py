@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, Table, Update, case, func, select, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import Session
 
 from accounting import rawsql
@@ -39,6 +39,7 @@ from accounting.models import AcctCall, AcctSession
 from accounting.records import AcctRecord, AcctStatus, ClosedBy
 from billing.usage import UsageDelta, UsageSink
 from core.db.base import utcnow
+from core.db.handsql import hand_rendered
 from core.db.models import Plan, Subscriber
 
 SESSION_TABLE: Table = AcctSession.__table__  # type: ignore[assignment]
@@ -378,7 +379,7 @@ def _lookup_subscribers(session: Session, logins: Iterable[str]) -> dict[str, Su
     wanted = sorted({clip(x, R.LEN_LOGIN) for x in logins if x})
     if not wanted:
         return {}
-    if session.get_bind().dialect.name == "mysql":
+    if hand_rendered(session):
         return {login: SubscriberRef(sid, interval)
                 for sid, login, interval in rawsql.subscribers_by_login(session, wanted)}
     rows = session.execute(
@@ -401,7 +402,7 @@ def _lock_rows(session: Session, table: Table, uids: Iterable[str],
     wanted = list(set(uids))
     if not wanted:
         return {}
-    if session.get_bind().dialect.name == "mysql":
+    if hand_rendered(session):
         return rawsql.lock_rows(session, table, wanted, column)
     result = session.execute(lock_statement(table, wanted, column))
     return {m["unique_id"]: dict(m) for m in result.mappings()}
@@ -433,8 +434,7 @@ def _upsert(session: Session, table: Table, rows: list[dict[str, Any]],
     PyMySQL's per-value work, which was most of the DB thread's CPU)."""
     if not rows:
         return
-    mariadb = session.get_bind().dialect.name == "mysql"
-    if mariadb:
+    if hand_rendered(session):
         how = {c: "greatest" if c in monotonic else "new" for c in update
                if c not in NEVER_UPDATED}
         rawsql.upsert(session, table, rows, columns, how, STRING_WIDTHS)
@@ -442,6 +442,14 @@ def _upsert(session: Session, table: Table, rows: list[dict[str, Any]],
     clean = [{c: clip(row[c], STRING_WIDTHS[c]) if c in STRING_WIDTHS else row[c]
               for c in columns} for row in rows]
     stmt: Any
+    if session.get_bind().dialect.name == "mysql":  # another driver: SQLAlchemy's statement
+        stmt = mysql.insert(table)
+        inserted = stmt.inserted
+        mset = {c: (func.greatest(table.c[c], inserted[c]) if c in monotonic else inserted[c])
+                for c in update if c not in NEVER_UPDATED}
+        if mset:
+            session.execute(stmt.on_duplicate_key_update(mset), clean)
+        return
     stmt = sqlite.insert(table)
     incoming = stmt.excluded
     set_ = {c: (func.max(table.c[c], incoming[c]) if c in monotonic else incoming[c])

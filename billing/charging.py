@@ -2,9 +2,11 @@
 
 One transaction per batch does everything a delta causes: lock the accounts
 involved (in id order, so two passes cannot deadlock), rate each delta against
-its session's running state (billing.rating), insert the ledger entries in
-bulk (idempotency key ``usage:<delta id>``, UNIQUE), move the cached
-balances, advance the allowances, hold the next slice for sessions still
+its session's running state (billing.rating), write ONE ledger entry per
+account for all its deltas in the batch (their sum; idempotency key
+``usage:<account id>:<lowest delta id>``, UNIQUE, and each delta row keeps
+its own cost and that key: ``usage_delta.charged`` / ``ledger_key``), move
+the cached balances, advance the allowances, hold the next slice for sessions still
 running, block accounts now out of money, and mark the deltas rated. A crash
 or kill anywhere before the commit leaves nothing behind; after it, nothing
 is left to redo. Two passes at once (the service and a cron ``billing run``)
@@ -58,6 +60,7 @@ from billing.tariff_store import thd_load_tariffs, thd_voice_rate
 from billing.tariffs import Tariff, VoiceRate
 from billing.usage import UsageDeltaRow
 from core.db.base import utcnow
+from core.db.handsql import hand_rendered
 from core.db.models import Subscriber
 
 log = logging.getLogger(__name__)
@@ -150,7 +153,7 @@ def _lock_accounts(conn: Connection, sub_ids: list[int], currency: str, now: dat
     plan = select(SUB.c.plan_id).where(SUB.c.id == ACC.c.subscriber_id).scalar_subquery()
 
     def lock(ids: list[int]) -> None:
-        if conn.dialect.name == "mysql":
+        if hand_rendered(conn):
             for a in packed.lock_accounts(conn, ids, HOLDING_STATES):
                 out[a.subscriber_id] = _Acct(a.id, a.subscriber_id, a.currency, a.balance,
                                              a.credit_limit, a.status, held=a.held)
@@ -178,7 +181,7 @@ def _load_sessions(conn: Connection, keys: set[tuple[str, str]], delta_ids: list
                    ) -> dict[tuple[str, str], _Sess]:
     """Sessions by (source, source_id), through the unique index on that pair."""
     out: dict[tuple[str, str], _Sess] = {}
-    if conn.dialect.name == "mysql":
+    if hand_rendered(conn):
         for r in packed.load_sessions(conn, delta_ids):
             out[(r.source, r.source_id)] = _Sess(
                 r.id, r.account_id, r.subscriber_id, r.source, r.source_id, r.state, r.reserved,
@@ -233,6 +236,9 @@ class _Context:
         self.allowance: dict[tuple[int, str], list[int]] = {}
         self.allowance_loaded: set[tuple[int, str]] = set()
         self.ledger: list[dict[str, Any]] = []
+        # account id -> [total, lowest delta id, deltas, sources, first description]
+        self.usage: dict[int, list[Any]] = {}
+        self.costs: dict[int, tuple[int, int]] = {}  # delta id -> (charge, account id)
         self.events: list[dict[str, Any]] = []
         self.throttled: list[int] = []
         self.allowance_cut: list[int] = []
@@ -245,7 +251,7 @@ def thd_charge_pending(session: Session, currency: str, reserve_seconds: int,
     now = now or utcnow()
     conn = session.connection()
     deltas: Sequence[Any]
-    if conn.dialect.name == "mysql" and batch <= packed.MAX_PACKED_BATCH:
+    if hand_rendered(conn) and batch <= packed.MAX_PACKED_BATCH:
         deltas = packed.select_deltas(conn, batch)
     else:
         deltas = _select_deltas(conn, batch)
@@ -263,6 +269,7 @@ def thd_charge_pending(session: Session, currency: str, reserve_seconds: int,
     total = 0
     for d in deltas:
         total += _charge_one(ctx, d)
+    _usage_entries(ctx)
     _hold_next_slices(ctx)
     blocked = _write(ctx, delta_ids)
     return PassResult(rated=len(deltas), charged=total, entries=len(ctx.ledger),
@@ -372,11 +379,40 @@ def _charge_one(ctx: _Context, d: Any) -> int:
         sess.charged_now += charge
         acct.balance -= charge
         acct.delta -= charge
-        ctx.ledger.append({
-            "account_id": acct.id, "kind": _CHARGE, "amount": -charge,
-            "idempotency_key": f"usage:{d.id}", "reference": None, "source_id": d.source_id,
-            "description": what[:255], "created_at": ctx.now})
+        ctx.costs[d.id] = (charge, acct.id)
+        agg = ctx.usage.get(acct.id)
+        if agg is None:
+            ctx.usage[acct.id] = [charge, d.id, 1, {(d.source, d.source_id)}, what]
+        else:
+            agg[0] += charge
+            agg[1] = min(agg[1], d.id)
+            agg[2] += 1
+            agg[3].add((d.source, d.source_id))
     return charge
+
+
+def _usage_entries(ctx: _Context) -> None:
+    """One ledger entry per account: the sum of its deltas' charges in this transaction.
+
+    The key names the account and the lowest delta id; a delta is rated in
+    exactly one committed transaction, so no two entries share a key, and a
+    transaction that rolls back leaves neither the entry nor the rated marks.
+    """
+    for aid in sorted(ctx.usage):
+        amount, first, count, sources, what = ctx.usage[aid]
+        if count == 1:
+            description = what
+        else:
+            calls = sum(1 for s, _ in sources if s == "call")
+            description = (f"usage: {count} records of {len(sources) - calls} sessions"
+                           f" and {calls} calls")
+        ctx.ledger.append({
+            "account_id": aid, "kind": _CHARGE, "amount": -amount,
+            "idempotency_key": f"usage:{aid}:{first}", "reference": None,
+            "source_id": next(iter(sources))[1] if len(sources) == 1 else None,
+            "description": description[:255], "created_at": ctx.now})
+        agg = ctx.usage[aid]
+        agg.append(f"usage:{aid}:{first}")
 
 
 def _allowance_action(ctx: _Context, acct: _Acct, tariff: Tariff, sess: _Sess) -> None:
@@ -438,7 +474,7 @@ def _hold_next_slices(ctx: _Context) -> None:
 
 def _write(ctx: _Context, delta_ids: list[int]) -> list[int]:
     conn, _now = ctx.conn, ctx.now
-    mysql_db = conn.dialect.name == "mysql"
+    mysql_db = hand_rendered(conn)
     if ctx.ledger and mysql_db:
         esc, lit = packed.escaper(conn), packed.sql_str
         stamp = packed.sql_time(ctx.now)
@@ -477,15 +513,37 @@ def _write(ctx: _Context, delta_ids: list[int]) -> list[int]:
     blocked = _settle_accounts(ctx)
     if ctx.events:
         conn.execute(insert(EV), ctx.events)
-    for chunk in _in_chunks(delta_ids, 5000):
-        # ids are integers read from the database: inlined, they cost no escaping
-        conn.exec_driver_sql("UPDATE usage_delta SET rated = 1 WHERE id IN ("
-                             + ",".join(str(int(i)) for i in chunk) + ")")
+    _mark_rated(ctx, delta_ids)
     return blocked
 
 
+def _mark_rated(ctx: _Context, delta_ids: list[int]) -> None:
+    """Rated, with each delta's own cost and the key of the entry that carries it."""
+    conn = ctx.conn
+    free = [i for i in delta_ids if i not in ctx.costs]
+    for chunk in _in_chunks(free, 5000):
+        # ids are integers read from the database: inlined, they cost no escaping
+        conn.exec_driver_sql("UPDATE usage_delta SET rated = 1 WHERE id IN ("
+                             + ",".join(str(int(i)) for i in chunk) + ")")
+    if not ctx.costs:
+        return
+    keys = {aid: agg[5] for aid, agg in ctx.usage.items()}
+    if hand_rendered(conn):
+        esc = packed.escaper(conn)
+        packed.update_join(
+            conn, "usage_delta", "tmp_usage_cost",
+            [("charged", "BIGINT NOT NULL"), ("ledger_key", "VARCHAR(191) NOT NULL")],
+            [f"({int(i)},{int(c)},{packed.sql_str(keys[a], esc)})"
+             for i, (c, a) in sorted(ctx.costs.items())],
+            "t.rated = 1, t.charged = u.charged, t.ledger_key = u.ledger_key")
+        return
+    conn.execute(update(UD).where(UD.c.id == bindparam("did"))
+                 .values(rated=True, charged=bindparam("cost"), ledger_key=bindparam("key")),
+                 [{"did": i, "cost": c, "key": keys[a]} for i, (c, a) in sorted(ctx.costs.items())])
+
+
 def _write_sessions(ctx: _Context) -> None:
-    if ctx.conn.dialect.name == "mysql":
+    if hand_rendered(ctx.conn):
         _write_sessions_mysql(ctx)
         return
     conn, now = ctx.conn, ctx.now

@@ -4,7 +4,8 @@ Every step is its own short transaction through the DB pool and is
 idempotent, so a pass killed at any point (a crash, SIGKILL, a lost
 database) leaves either the step done or nothing, and the next pass simply
 continues: usage deltas are marked rated in the transaction that charges
-them (keys ``usage:<delta id>``), fees carry ``fee:<account>:<period>`` keys,
+them (one entry per account per batch, keyed ``usage:<account>:<first delta
+id>``), fees carry ``fee:<account>:<period>`` keys,
 and cut-off targets are recomputed from the database each time. Disconnect
 requests run on the reactor (aaa.coa behind the Disconnector protocol);
 their answers are recorded as they come.

@@ -35,6 +35,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core.db.base import utcnow
+from core.db.handsql import hand_rendered
 from core.errors import NotFound
 from pools import lease_sql
 from pools.errors import BadRange, PoolExhausted
@@ -199,7 +200,7 @@ def _take(conn: Connection, item_id: int, observed: ItemState, *, login: str,
           keep_session: bool) -> bool:
     """Offer one row, if it is still in the state it was read in (its lock says it is)."""
     device = _clip(device, 64)
-    if conn.dialect.name == "mysql":
+    if hand_rendered(conn):
         return lease_sql.take(conn, item_id, observed, login=login, nas_id=nas_id,
                               device=device, now=now, expires_at=expires_at,
                               keep_session=keep_session)
@@ -218,7 +219,7 @@ def _own_and_spare(conn: Connection, pool_ids: Sequence[int],
     The spare (None otherwise) is the pool's least recently used free row, already
     locked, for when the login has no row of its own to take back.
     """
-    if len(pool_ids) == 1 and conn.dialect.name == "mysql":
+    if len(pool_ids) == 1 and hand_rendered(conn):
         return lease_sql.own_or_spare(conn, login, pool_ids[0])
     return conn.execute(_OWN, {"login": login, "pool_ids": list(pool_ids)}).all(), None
 

@@ -12,7 +12,7 @@ from billing.ledger import thd_check
 from billing.models import BillingAccount, LedgerEntry
 from billing.tariff_store import thd_apply_spec
 from billing.tariffs import TariffSpec
-from billing.usage import UsageDelta, thd_record_usage
+from billing.usage import UsageDelta, UsageDeltaRow, thd_record_usage
 from core.db.models import Plan, Subscriber
 
 _seq = count(1)
@@ -62,7 +62,17 @@ def balances(session: Session) -> dict[int, int]:
 
 
 def assert_ledger_consistent(session: Session) -> None:
+    """Balances equal their ledgers, and each usage entry equals the deltas it carries."""
     result = thd_check(session)
     assert result.mismatches == (), result.mismatches
     total = session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)))
     assert total == sum(balances(session).values())
+    carried = dict(session.execute(
+        select(UsageDeltaRow.ledger_key, func.sum(UsageDeltaRow.charged))
+        .where(UsageDeltaRow.ledger_key.is_not(None))
+        .group_by(UsageDeltaRow.ledger_key)).all())
+    entries = dict(session.execute(
+        select(LedgerEntry.idempotency_key, LedgerEntry.amount)
+        .where(LedgerEntry.kind == "charge", LedgerEntry.idempotency_key.like("usage:%"))
+        ).all())
+    assert {k: -int(v) for k, v in entries.items()} == {k: int(v) for k, v in carried.items()}

@@ -62,20 +62,32 @@ def seed_usage(engine: Engine, subscribers: int, per_sub: int) -> None:
 
 
 def normalized_ledger(engine: Engine) -> list[tuple[str, str, int, str]]:
-    """The ledger with database ids replaced by stable names, comparable across databases."""
+    """The ledger with database ids replaced by stable names, comparable across databases
+    and across batch boundaries: a usage entry (one per account per charging transaction)
+    is shown as the deltas it carries, each with its own cost, after checking that the
+    entry is exactly their sum."""
     with Session(engine) as s:
         logins = dict(s.execute(select(BillingAccount.id, Subscriber.login).join(
             Subscriber, Subscriber.id == BillingAccount.subscriber_id)).all())
-        keys = dict(s.execute(select(UsageDeltaRow.id, UsageDeltaRow.idempotency_key)).all())
+        carried: dict[str, list[tuple[str, int]]] = {}
+        for key, ledger_key, charged in s.execute(select(
+                UsageDeltaRow.idempotency_key, UsageDeltaRow.ledger_key,
+                UsageDeltaRow.charged)).all():
+            if ledger_key is not None:
+                carried.setdefault(ledger_key, []).append((key, int(charged)))
         out = []
         for aid, kind, amount, key in s.execute(select(
                 LedgerEntry.account_id, LedgerEntry.kind, LedgerEntry.amount,
                 LedgerEntry.idempotency_key)).all():
             if key.startswith("usage:"):
-                key = "usage:" + keys[int(key.split(":")[1])]
-            elif key.startswith("fee:"):
+                deltas = carried.pop(key)
+                assert -int(amount) == sum(c for _, c in deltas), key
+                out.extend((logins[aid], kind, -c, "usage:" + k) for k, c in deltas)
+                continue
+            if key.startswith("fee:"):
                 key = "fee:" + key.split(":", 2)[2]
             out.append((logins[aid], kind, int(amount), key))
+        assert carried == {}  # every charged delta is carried by an entry that exists
         return sorted(out)
 
 
