@@ -102,7 +102,8 @@ def prepare_radbill(db_url: str, users: int) -> None:
     engine.dispose()
 
 
-def start_radbill(tmp: Path, db_url: str, args: argparse.Namespace) -> tuple[Any, int]:
+def start_radbill(tmp: Path, db_url: str, args: argparse.Namespace,
+                  env: dict[str, str] | None = None) -> tuple[Any, int]:
     acct, auth = free_port(), free_port()
     config = tmp / "radbill.toml"
     config.write_text(
@@ -113,7 +114,8 @@ def start_radbill(tmp: Path, db_url: str, args: argparse.Namespace) -> tuple[Any
         f"[accounting]\ngroup_commit_ms = {args.group_commit_ms}\n")
     log = (tmp / "radbill.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "bench.acct.serve_radbill", str(config)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
+                            env={**os.environ, **(env or {})})
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("READY"):
@@ -309,13 +311,20 @@ def run_target(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
         proc, port = start_freeradius(work, args.mysql)
         db = None
     else:
+        # radbill-mariadb: PyMySQL and the hand-rendered statements; -plain: PyMySQL and
+        # SQLAlchemy's statements (RADBILL_PLAIN_SQL=1); radbill-mysqldb: mysqlclient (C),
+        # which always takes SQLAlchemy's statements (core.db.handsql).
+        env = {"RADBILL_PLAIN_SQL": "1"} if name == "radbill-mariadb-plain" else {}
+        base = args.mysql.rstrip("/")
+        if name == "radbill-mysqldb":
+            base = base.replace("+pymysql://", "+mysqldb://")
         db = (f"sqlite:///{work / 'radbill.sqlite'}" if name == "radbill-sqlite"
-              else f"{args.mysql.rstrip('/')}/radbill_bench")
+              else f"{base}/radbill_bench")
         if db.startswith("mysql"):
             mysql_exec(args.mysql, "CREATE DATABASE IF NOT EXISTS radbill_bench")
         prepare_radbill(db, args.users)
-        proc, port = start_radbill(work, db, args)
-    mariadb = mariadb_pid() if name.endswith("mariadb") else None
+        proc, port = start_radbill(work, db, args, env)
+    mariadb = mariadb_pid() if name.endswith(("mariadb", "-plain", "mysqldb")) else None
     try:
         cpu_before = cpu_seconds(proc.pid)
         main_before = cpu_seconds(proc.pid, proc.pid)

@@ -5,7 +5,7 @@ involved (in id order, so two passes cannot deadlock), rate each delta against
 its session's running state (billing.rating), write ONE ledger entry per
 account for all its deltas in the batch (their sum; idempotency key
 ``usage:<account id>:<lowest delta id>``, UNIQUE, and each delta row keeps
-its own cost and that key: ``usage_delta.charged`` / ``ledger_key``), move
+its own cost and that lowest id: ``usage_delta.charged`` / ``ledger_batch``), move
 the cached balances, advance the allowances, hold the next slice for sessions still
 running, block accounts now out of money, and mark the deltas rated. A crash
 or kill anywhere before the commit leaves nothing behind; after it, nothing
@@ -411,8 +411,7 @@ def _usage_entries(ctx: _Context) -> None:
             "idempotency_key": f"usage:{aid}:{first}", "reference": None,
             "source_id": next(iter(sources))[1] if len(sources) == 1 else None,
             "description": description[:255], "created_at": ctx.now})
-        agg = ctx.usage[aid]
-        agg.append(f"usage:{aid}:{first}")
+
 
 
 def _allowance_action(ctx: _Context, acct: _Acct, tariff: Tariff, sess: _Sess) -> None:
@@ -518,7 +517,7 @@ def _write(ctx: _Context, delta_ids: list[int]) -> list[int]:
 
 
 def _mark_rated(ctx: _Context, delta_ids: list[int]) -> None:
-    """Rated, with each delta's own cost and the key of the entry that carries it."""
+    """Rated, with each delta's own cost and the batch (lowest delta id) of its entry."""
     conn = ctx.conn
     free = [i for i in delta_ids if i not in ctx.costs]
     for chunk in _in_chunks(free, 5000):
@@ -527,19 +526,17 @@ def _mark_rated(ctx: _Context, delta_ids: list[int]) -> None:
                              + ",".join(str(int(i)) for i in chunk) + ")")
     if not ctx.costs:
         return
-    keys = {aid: agg[5] for aid, agg in ctx.usage.items()}
+    batch = {aid: agg[1] for aid, agg in ctx.usage.items()}
     if hand_rendered(conn):
-        esc = packed.escaper(conn)
         packed.update_join(
             conn, "usage_delta", "tmp_usage_cost",
-            [("charged", "BIGINT NOT NULL"), ("ledger_key", "VARCHAR(191) NOT NULL")],
-            [f"({int(i)},{int(c)},{packed.sql_str(keys[a], esc)})"
-             for i, (c, a) in sorted(ctx.costs.items())],
-            "t.rated = 1, t.charged = u.charged, t.ledger_key = u.ledger_key")
+            [("charged", "BIGINT NOT NULL"), ("ledger_batch", "BIGINT NOT NULL")],
+            [f"({int(i)},{int(c)},{int(batch[a])})" for i, (c, a) in sorted(ctx.costs.items())],
+            "t.rated = 1, t.charged = u.charged, t.ledger_batch = u.ledger_batch")
         return
     conn.execute(update(UD).where(UD.c.id == bindparam("did"))
-                 .values(rated=True, charged=bindparam("cost"), ledger_key=bindparam("key")),
-                 [{"did": i, "cost": c, "key": keys[a]} for i, (c, a) in sorted(ctx.costs.items())])
+                 .values(rated=True, charged=bindparam("cost"), ledger_batch=bindparam("b")),
+                 [{"did": i, "cost": c, "b": batch[a]} for i, (c, a) in sorted(ctx.costs.items())])
 
 
 def _write_sessions(ctx: _Context) -> None:

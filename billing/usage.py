@@ -76,15 +76,17 @@ class UsageDeltaRow(Base):
     # Set by billing (billing.charging) in the transaction that charges the delta;
     # added by migration 0310_billing. (rated, id) is billing's work queue.
     rated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    # Set with ``rated`` (migration 0350): what this delta cost, and the key of the one
-    # ledger entry per account per charging transaction that carries it (NULL: free).
+    # Set with ``rated`` (migration 0350): what this delta cost, and which ledger entry
+    # carries it: the one per account per charging transaction, keyed
+    # usage:<account id>:<ledger_batch> (NULL: nothing charged). An integer and no index:
+    # this column is written for every delta, and an entry's deltas are found through
+    # the subscriber's index (subscriber_id, period_end) plus this value.
     charged: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    ledger_key: Mapped[str | None] = mapped_column(String(191), default=None)
+    ledger_batch: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     __table_args__ = (
         Index("ix_usage_delta_subscriber_id_period_end", "subscriber_id", "period_end"),
         Index("ix_usage_delta_rated_id", "rated", "id"),
-        Index("ix_usage_delta_ledger_key", "ledger_key"),
     )
 
 

@@ -61,16 +61,24 @@ def balances(session: Session) -> dict[int, int]:
         select(BillingAccount.subscriber_id, BillingAccount.balance)).all()}
 
 
+def delta_entries(session: Session) -> list[tuple[str, int]]:
+    """(key of the ledger entry carrying it, cost) of every charged delta, in id order."""
+    rows = session.execute(
+        select(UsageDeltaRow.ledger_batch, UsageDeltaRow.charged, BillingAccount.id)
+        .join(BillingAccount, BillingAccount.subscriber_id == UsageDeltaRow.subscriber_id)
+        .where(UsageDeltaRow.ledger_batch.is_not(None)).order_by(UsageDeltaRow.id)).all()
+    return [(f"usage:{aid}:{batch}", int(charged)) for batch, charged, aid in rows]
+
+
 def assert_ledger_consistent(session: Session) -> None:
     """Balances equal their ledgers, and each usage entry equals the deltas it carries."""
     result = thd_check(session)
     assert result.mismatches == (), result.mismatches
     total = session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)))
     assert total == sum(balances(session).values())
-    carried = dict(session.execute(
-        select(UsageDeltaRow.ledger_key, func.sum(UsageDeltaRow.charged))
-        .where(UsageDeltaRow.ledger_key.is_not(None))
-        .group_by(UsageDeltaRow.ledger_key)).all())
+    carried: dict[str, int] = {}
+    for key, charged in delta_entries(session):
+        carried[key] = carried.get(key, 0) + charged
     entries = dict(session.execute(
         select(LedgerEntry.idempotency_key, LedgerEntry.amount)
         .where(LedgerEntry.kind == "charge", LedgerEntry.idempotency_key.like("usage:%"))

@@ -70,11 +70,13 @@ def normalized_ledger(engine: Engine) -> list[tuple[str, str, int, str]]:
         logins = dict(s.execute(select(BillingAccount.id, Subscriber.login).join(
             Subscriber, Subscriber.id == BillingAccount.subscriber_id)).all())
         carried: dict[str, list[tuple[str, int]]] = {}
-        for key, ledger_key, charged in s.execute(select(
-                UsageDeltaRow.idempotency_key, UsageDeltaRow.ledger_key,
-                UsageDeltaRow.charged)).all():
-            if ledger_key is not None:
-                carried.setdefault(ledger_key, []).append((key, int(charged)))
+        accounts = dict(s.execute(select(BillingAccount.subscriber_id, BillingAccount.id)).all())
+        for key, sub, batch, charged in s.execute(select(
+                UsageDeltaRow.idempotency_key, UsageDeltaRow.subscriber_id,
+                UsageDeltaRow.ledger_batch, UsageDeltaRow.charged)).all():
+            if batch is not None:
+                carried.setdefault(f"usage:{accounts[sub]}:{batch}", []).append(
+                    (key, int(charged)))
         out = []
         for aid, kind, amount, key in s.execute(select(
                 LedgerEntry.account_id, LedgerEntry.kind, LedgerEntry.amount,

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from billing.charging import thd_charge_pending
-from billing.models import LedgerEntry
+from billing.models import BillingAccount, LedgerEntry
 from billing.money import parse_price
 from billing.usage import UsageDeltaRow
 from tests.billing_support import (
@@ -50,7 +50,9 @@ def test_one_entry_per_account_with_the_exact_sum(engine: Engine) -> None:
                                    LedgerEntry.source_id)
                             .where(LedgerEntry.kind == "charge")
                             .order_by(LedgerEntry.amount)).all()
-        rows = {d.idempotency_key: (d.rated, d.charged, d.ledger_key)
+        accounts = dict(s.execute(select(BillingAccount.subscriber_id, BillingAccount.id)).all())
+        rows = {d.idempotency_key: (d.rated, d.charged, None if d.ledger_batch is None
+                                    else f"usage:{accounts[d.subscriber_id]}:{d.ledger_batch}")
                 for d in s.scalars(select(UsageDeltaRow))}
         assert_ledger_consistent(s)
     (alice_key, alice_amount, alice_source), (bob_key, bob_amount, bob_source) = entries
@@ -118,7 +120,7 @@ def test_migration_0350_fills_cost_and_key_of_deltas_charged_before(engine: Engi
                   {"a": acct, "k": f"usage:{first}", "t": "2024-01-01 00:00:00"})
     schema.upgrade(engine)
     with engine.connect() as c:
-        got = c.execute(text("SELECT idempotency_key, charged, ledger_key FROM usage_delta "
+        got = c.execute(text("SELECT idempotency_key, charged, ledger_batch FROM usage_delta "
                              "ORDER BY id")).all()
-    assert [tuple(r) for r in got] == [("old-1", 25, f"usage:{first}"), ("old-2", 0, None),
+    assert [tuple(r) for r in got] == [("old-1", 25, None), ("old-2", 0, None),
                                        ("old-3", 0, None)]

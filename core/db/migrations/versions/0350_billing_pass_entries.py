@@ -1,9 +1,10 @@
 """billing: one ledger entry per account per charging transaction; usage_delta keeps its cost
 
-usage_delta.charged is what the delta cost, usage_delta.ledger_key the idempotency
-key of the ledger entry that carries it (the sum of the account's deltas in that
-transaction). Entries written before this revision keep their per-delta keys
-(usage:<delta id>); their deltas get charged/ledger_key filled in from them.
+usage_delta.charged is what the delta cost, usage_delta.ledger_batch names the
+ledger entry that carries it (usage:<account id>:<ledger_batch>, the sum of the
+account's deltas in that transaction). Entries written before this revision keep
+their per-delta keys (usage:<delta id>); their deltas get charged filled in from
+them and ledger_batch NULL.
 
 Revision ID: 0350_billing_pass_entries
 Revises: 0320_billing_cards
@@ -24,21 +25,17 @@ def upgrade() -> None:
     with op.batch_alter_table('usage_delta') as batch:
         batch.add_column(sa.Column('charged', sa.BigInteger(), server_default='0',
                                    nullable=False))
-        batch.add_column(sa.Column('ledger_key', sa.String(length=191), nullable=True))
-        batch.create_index('ix_usage_delta_ledger_key', ['ledger_key'], unique=False)
+        batch.add_column(sa.Column('ledger_batch', sa.BigInteger(), nullable=True))
     # Deltas charged before: one entry each, keyed usage:<delta id>.
     op.execute("UPDATE usage_delta SET charged = -(SELECT amount FROM ledger_entry e "
-               "WHERE e.idempotency_key = 'usage:' || usage_delta.id), "
-               "ledger_key = 'usage:' || usage_delta.id WHERE rated = 1 AND EXISTS "
-               "(SELECT 1 FROM ledger_entry e WHERE e.idempotency_key = 'usage:' || "
+               "WHERE e.idempotency_key = 'usage:' || usage_delta.id) WHERE rated = 1 AND "
+               "EXISTS (SELECT 1 FROM ledger_entry e WHERE e.idempotency_key = 'usage:' || "
                "usage_delta.id)" if op.get_bind().dialect.name == "sqlite" else
                "UPDATE usage_delta d JOIN ledger_entry e ON e.idempotency_key = "
-               "CONCAT('usage:', d.id) SET d.charged = -e.amount, "
-               "d.ledger_key = e.idempotency_key WHERE d.rated = 1")
+               "CONCAT('usage:', d.id) SET d.charged = -e.amount WHERE d.rated = 1")
 
 
 def downgrade() -> None:
     with op.batch_alter_table('usage_delta') as batch:
-        batch.drop_index('ix_usage_delta_ledger_key')
-        batch.drop_column('ledger_key')
+        batch.drop_column('ledger_batch')
         batch.drop_column('charged')
