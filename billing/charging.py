@@ -3,7 +3,8 @@
 One transaction per batch does everything a delta causes: lock the accounts
 involved (in id order, so two passes cannot deadlock), rate each delta against
 its session's running state (billing.rating), write ONE ledger entry per
-account for all its deltas in the batch (their sum; idempotency key
+account (and kind of source: sessions, calls) for all its deltas in the batch
+(their sum; idempotency key
 ``usage:<account id>:<lowest delta id>``, UNIQUE, and each delta row keeps
 its own cost and that lowest id: ``usage_delta.charged`` / ``ledger_batch``), move
 the cached balances, advance the allowances, hold the next slice for sessions still
@@ -236,9 +237,10 @@ class _Context:
         self.allowance: dict[tuple[int, str], list[int]] = {}
         self.allowance_loaded: set[tuple[int, str]] = set()
         self.ledger: list[dict[str, Any]] = []
-        # account id -> [total, lowest delta id, deltas, sources, first description]
-        self.usage: dict[int, list[Any]] = {}
-        self.costs: dict[int, tuple[int, int]] = {}  # delta id -> (charge, account id)
+        # (account id, source kind) -> [total, lowest delta id, deltas, sources, description]
+        self.usage: dict[tuple[int, str], list[Any]] = {}
+        # delta id -> (charge, (account id, source kind))
+        self.costs: dict[int, tuple[int, tuple[int, str]]] = {}
         self.events: list[dict[str, Any]] = []
         self.throttled: list[int] = []
         self.allowance_cut: list[int] = []
@@ -379,37 +381,39 @@ def _charge_one(ctx: _Context, d: Any) -> int:
         sess.charged_now += charge
         acct.balance -= charge
         acct.delta -= charge
-        ctx.costs[d.id] = (charge, acct.id)
-        agg = ctx.usage.get(acct.id)
+        group = (acct.id, d.source)
+        ctx.costs[d.id] = (charge, group)
+        agg = ctx.usage.get(group)
         if agg is None:
-            ctx.usage[acct.id] = [charge, d.id, 1, {(d.source, d.source_id)}, what]
+            ctx.usage[group] = [charge, d.id, 1, {d.source_id}, what]
         else:
             agg[0] += charge
             agg[1] = min(agg[1], d.id)
             agg[2] += 1
-            agg[3].add((d.source, d.source_id))
+            agg[3].add(d.source_id)
     return charge
 
 
 def _usage_entries(ctx: _Context) -> None:
-    """One ledger entry per account: the sum of its deltas' charges in this transaction.
+    """One ledger entry per account and kind of source: the sum of those deltas' charges.
 
-    The key names the account and the lowest delta id; a delta is rated in
-    exactly one committed transaction, so no two entries share a key, and a
-    transaction that rolls back leaves neither the entry nor the rated marks.
+    Sessions and calls get separate entries, so statements can still tell
+    them apart by the description ("session ...", "call ..."). The key names
+    the account and the lowest delta id; a delta is rated in exactly one
+    committed transaction, so no two entries share a key, and a transaction
+    that rolls back leaves neither the entry nor the rated marks.
     """
-    for aid in sorted(ctx.usage):
-        amount, first, count, sources, what = ctx.usage[aid]
+    for aid, source in sorted(ctx.usage):
+        amount, first, count, sources, what = ctx.usage[(aid, source)]
         if count == 1:
             description = what
         else:
-            calls = sum(1 for s, _ in sources if s == "call")
-            description = (f"usage: {count} records of {len(sources) - calls} sessions"
-                           f" and {calls} calls")
+            plural = "calls" if source == "call" else "sessions"
+            description = f"{source} usage: {count} records of {len(sources)} {plural}"
         ctx.ledger.append({
             "account_id": aid, "kind": _CHARGE, "amount": -amount,
             "idempotency_key": f"usage:{aid}:{first}", "reference": None,
-            "source_id": next(iter(sources))[1] if len(sources) == 1 else None,
+            "source_id": next(iter(sources)) if len(sources) == 1 else None,
             "description": description[:255], "created_at": ctx.now})
 
 
@@ -526,7 +530,7 @@ def _mark_rated(ctx: _Context, delta_ids: list[int]) -> None:
                              + ",".join(str(int(i)) for i in chunk) + ")")
     if not ctx.costs:
         return
-    batch = {aid: agg[1] for aid, agg in ctx.usage.items()}
+    batch = {group: agg[1] for group, agg in ctx.usage.items()}
     if hand_rendered(conn):
         packed.update_join(
             conn, "usage_delta", "tmp_usage_cost",

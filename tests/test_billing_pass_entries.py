@@ -58,6 +58,11 @@ def test_one_entry_per_account_with_the_exact_sum(engine: Engine) -> None:
     (alice_key, alice_amount, alice_source), (bob_key, bob_amount, bob_source) = entries
     assert (alice_amount, bob_amount) == (-47, -7)  # cents
     assert alice_source is None and bob_source == "b-1"  # one source: named; several: not
+    with Session(engine) as s:
+        descriptions = s.scalars(select(LedgerEntry.description)
+                                 .where(LedgerEntry.kind == "charge")).all()
+    # statements tell sessions from calls by this prefix (billing.classify)
+    assert all(d.startswith("session ") for d in descriptions), descriptions
     assert rows == {"a1": (True, 30, alice_key), "a2": (True, 12, alice_key),
                     "a3": (True, 5, alice_key), "a4": (True, 0, None),
                     "b1": (True, 7, bob_key)}

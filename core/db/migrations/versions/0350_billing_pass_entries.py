@@ -7,7 +7,7 @@ their per-delta keys (usage:<delta id>); their deltas get charged filled in from
 them and ledger_batch NULL.
 
 Revision ID: 0350_billing_pass_entries
-Revises: 0320_billing_cards
+Revises: 0321_billing_statements
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0350_billing_pass_entries'
-down_revision = '0320_billing_cards'
+down_revision = '0321_billing_statements'
 branch_labels = None
 depends_on = None
 
