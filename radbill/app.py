@@ -195,6 +195,30 @@ def spool_path_for(config: Config, worker: int) -> str:
     return str(base if worker == 0 else base.with_name(f"{base.stem}-w{worker}{base.suffix}"))
 
 
+def orphan_spools(config: Config, workers: int) -> list[str]:
+    """Spools of worker numbers >= ``workers`` that still hold records (workers were lowered).
+
+    No process would replay them; ``radbill serve`` refuses to start until they are.
+    """
+    from accounting.spool import SpoolFile
+
+    first = Path(spool_path_for(config, 1))
+    prefix, suffix = first.name.split("-w1", 1)
+    found = []
+    for path in sorted(first.parent.glob(f"{prefix}-w*{suffix}")):
+        number = path.name[len(prefix) + 2:len(path.name) - len(suffix)]
+        if not number.isdigit() or int(number) < workers:
+            continue
+        spool = SpoolFile(path)
+        try:
+            spool.open()
+            if spool.last_seq > 0:
+                found.append(str(path))
+        finally:
+            spool.close()
+    return found
+
+
 def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = True,
                  access_hooks: list[AccessHook] | None = None,
                  accounting_handler: Any = None, billing: bool = True,

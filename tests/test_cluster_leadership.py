@@ -178,3 +178,29 @@ def test_a_holder_that_cannot_renew_stops_before_its_lease_lapses(dbpool: DBPool
     yield settle(leader)
     assert probe.running and probe.starts == 2
     yield leader.stopService()
+
+
+def test_cluster_status_command_text_json_and_xml(dbpool: DBPool, db_url: str, tmp_path: Any,
+                                                  capsys: Any) -> None:
+    """radbill cluster status names nodes, liveness and holders in every output format."""
+    import json
+
+    from core.db.base import utcnow
+    from radbill.cli import main
+
+    now = utcnow()
+    dbpool.run_sync(thd_heartbeat, A, now, now, "1.0")
+    dbpool.run_sync(thd_claim, ["billing"], A, now, 15.0)
+    config = tmp_path / "radbill.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n')
+    assert main(["--config", str(config), "cluster", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "node-a" in out and "billing" in out and "node-a/0" in out and "yes" in out
+    assert main(["--config", str(config), "cluster", "status", "--out", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["nodes"][0]["node"] == "node-a" and data["nodes"][0]["alive"] is True
+    assert data["singletons"] == [{"name": "billing", "node": "node-a", "member": "node-a/0",
+                                   "expires_at": data["singletons"][0]["expires_at"],
+                                   "generation": 1}]
+    assert main(["--config", str(config), "cluster", "status", "--out", "xml"]) == 0
+    assert "<node>node-a</node>" in capsys.readouterr().out

@@ -169,3 +169,41 @@ def test_metrics_sum_over_workers(server: tuple[ServeProcess, dict]) -> None:
             r'^radbill_radius_requests_total\{[^}]*port="acct"[^}]*\} (\S+)$', body, re.M))
         assert counted == sent
         assert "radbill_radius_in_flight" in body
+
+
+def test_serve_refuses_to_start_over_a_spool_no_worker_would_replay(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture
+                                                                   ) -> None:
+    """Records in accounting-w2.spool and only 2 workers configured: a clear error, exit 1."""
+    from accounting.records import AcctStatus
+    from accounting.spool import SpoolFile
+    from core.config import parse_config
+    from radbill.app import orphan_spools
+    from radbill.cli import main
+    from tests.test_accounting_support import rec
+
+    config = tmp_path / "radbill.toml"
+    config.write_text(f'[server]\ndata_dir = "{tmp_path}"\nworkers = 2\n'
+                      '[radius]\nauth_port = 41812\nacct_port = 41813\n')
+    cfg = parse_config({"server": {"data_dir": str(tmp_path), "workers": 2},
+                        "radius": {"auth_port": 41812, "acct_port": 41813}})
+    empty = SpoolFile(tmp_path / "accounting-w3.spool")
+    empty.open()
+    empty.close()
+    assert orphan_spools(cfg, 2) == []  # an empty (replayed) spool is no obstacle
+    spool = SpoolFile(tmp_path / "accounting-w2.spool")
+    spool.open()
+    spool.append([rec(AcctStatus.START, sid="left-behind")])
+    spool.close()
+    assert orphan_spools(cfg, 2) == [str(tmp_path / "accounting-w2.spool")]
+    assert orphan_spools(cfg, 3) == []
+    import logging
+
+    handlers, level = list(logging.root.handlers), logging.root.level
+    try:
+        assert main(["--config", str(config), "serve"]) == 1
+    finally:  # serve set up logging to pytest's captured stderr: put it back
+        logging.root.handlers[:] = handlers
+        logging.root.setLevel(level)
+    err = capsys.readouterr().err
+    assert "accounting-w2.spool" in err and "server.workers = 2" in err

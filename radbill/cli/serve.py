@@ -73,6 +73,15 @@ def _config(args: argparse.Namespace) -> Config:
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
     setup_logging(config.server.log_level)
+    if args.worker is None:
+        from radbill.app import orphan_spools
+
+        left = orphan_spools(config, config.server.worker_count)
+        if left:
+            raise RadbillError(
+                f"accounting spool(s) {', '.join(left)} still hold records of a worker this "
+                f"configuration no longer starts (server.workers = {config.server.workers!r}): "
+                "start once with enough workers to replay them")
     if args.worker is None and config.server.worker_count > 1:
         return supervise(args, config)
     return serve_one(config, worker=args.worker or 0,
