@@ -136,6 +136,10 @@ def block(session: Session, account: BillingAccount, reason: str,
     account.status_reason = reason[:255]
     account.status_changed_at = now
     log_event(session, account.id, "blocked", reason, now)
+    if reason.startswith("out of money"):
+        from billing.notify import enqueue_account
+
+        enqueue_account(session, "cut_off", account.id, {"reason": reason}, now)
     return True
 
 

@@ -426,6 +426,12 @@ def thd_activate(session: Session, serial: str, pin: str, login: str | None, cur
                               now=now, method="card", key=f"card:{serial}")
     card.ledger_entry_id = payment.entry.id
     session.flush()
+    from billing.money import format_amount
+    from billing.notify import enqueue_account
+
+    enqueue_account(session, "card_activated", payment.account.id, {
+        "serial": serial, "value": format_amount(batch.value, currency), "currency": currency,
+        "via": via}, now)
     return Activation(serial, None, login=login, payment=payment, created_subscriber=created)
 
 

@@ -636,6 +636,10 @@ def _settle_accounts(ctx: _Context) -> list[int]:
                                "created_at": ctx.now})
             log.info("billing account %d: blocked, %s", acct.id, reason)
     if blocked:
+        from billing.notify import enqueue_accounts
+
+        enqueue_accounts(ctx.conn, "cut_off", [(aid, {"reason": "out of money"})
+                                               for aid in blocked], ctx.now)
         for chunk in _in_chunks(blocked):
             ctx.conn.execute(update(ACC).where(and_(ACC.c.id.in_(chunk))).values(
                 status=AccountStatus.BLOCKED.value, status_reason="out of money",

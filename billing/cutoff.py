@@ -222,6 +222,13 @@ def thd_record_result(session: Session, target: CutTarget, result: CutResult,
     cause = f" Error-Cause {result.error_cause}" if result.error_cause else ""
     log_event(session, target.account_id, f"{target.action.value}-{result.outcome.value}",
               f"{describe(target.session)}{cause} {result.detail}".strip(), now)
+    if result.outcome in (CutOutcome.TIMEOUT, CutOutcome.NO_ROUTE):
+        from billing.notify import enqueue_admin
+
+        enqueue_admin(session, "disconnect_failed", {
+            "account_id": target.account_id, "action": target.action.value,
+            "session": describe(target.session), "outcome": result.outcome.value,
+            "nas_id": target.session.nas_id, "detail": result.detail}, now)
     if target.charging_session_id is None:
         return
     cs = session.get(ChargingSession, target.charging_session_id)

@@ -38,6 +38,7 @@ from billing.cutoff import (
     thd_record_result,
 )
 from billing.fees import thd_charge_fees
+from billing.notify import thd_low_balance_scan
 from billing.reservation import thd_expire_holds
 from billing.statements import StatementSettings, closed_period, thd_issue_statements
 from core.config import Config
@@ -58,6 +59,7 @@ class PassReport:
     expired: int = 0
     vouchers_expired: list[str] = field(default_factory=list)
     statements: int = 0
+    low_balance: int = 0
     invoices: int = 0
     documents: int = 0
     blocked: list[int] = field(default_factory=list)
@@ -118,6 +120,7 @@ class BillingLoop:
                                                self.live_sessions)
         report.blocked.extend((yield self.dbpool.run(thd_block_below_limit)))
         report.vouchers_expired = yield self.dbpool.run(thd_expire_vouchers)
+        report.low_balance = yield self.dbpool.run(thd_low_balance_scan)
         if self.config.statements.enabled:
             yield self._issue_statements(report)
             if self.config.statements.render_per_pass:

@@ -77,6 +77,18 @@ def thd_add_payment(session: Session, login: str, amount: int, currency: str,
     change = settle_status(session, account, tariff, f"{kind.value} {reference or ''}".strip(),
                            now)
     session.flush()
+    if posted.created and kind is EntryKind.PAYMENT:
+        from billing.money import format_amount
+        from billing.notify import enqueue_account
+
+        enqueue_account(session, "payment_received", account.id, {
+            "amount": format_amount(amount, currency), "currency": currency,
+            "reference": reference, "method": method,
+            "balance": format_amount(account.balance, currency)}, now)
+    if change == "unblocked":
+        from billing.notify import enqueue_account
+
+        enqueue_account(session, "restored", account.id, {"reason": kind.value}, now)
     return PaymentResult(entry=posted.entry, created=posted.created,
                          unblocked=change == "unblocked", account=view(session, account, tariff))
 

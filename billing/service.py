@@ -73,14 +73,24 @@ class BillingService(service.Service):
                 finished.set()
                 return
             d = defer.maybeDeferred(self.run_pass)
-            d.addErrback(lambda f: log.error("billing pass failed; the next pass retries: %s",
-                                             f.getTraceback()))
+            d.addErrback(self._failed)
             d.addBoth(lambda _: finished.set())
 
         self.reactor.callFromThread(start)
         while not finished.wait(JOB_POLL_SECONDS):
             if not self.running or not getattr(self.reactor, "running", True):
                 return
+
+    def _failed(self, failure: Any) -> Any:
+        """Log it, and tell the admins through the outbox (if the database takes it)."""
+        from billing.notify import thd_enqueue_admin
+
+        log.error("billing pass failed; the next pass retries: %s", failure.getTraceback())
+        d = self.loop.dbpool.run(thd_enqueue_admin, "loop_error",
+                                 {"error": failure.getErrorMessage()[:500]})
+        d.addErrback(lambda f: log.warning("loop error not queued for the admins: %s",
+                                           f.getErrorMessage()))
+        return d
 
     def run_pass(self) -> defer.Deferred[Any]:
         d: defer.Deferred[Any] = self.loop.run_once()

@@ -131,6 +131,22 @@ def tax_included(total: int, rate: Decimal, currency: str) -> int:
     return round_to_minor(minor_to_major(total, currency) * rate / (100 + rate), currency)
 
 
+def _notify_issued(session: Session, period: str, rows: list[dict[str, object]],
+                   now: datetime) -> None:
+    from billing.money import format_amount
+    from billing.notify import _endpoints, accounts_with_contacts, enqueue_accounts
+
+    ids = [int(r["account_id"]) for r in rows]  # type: ignore[call-overload]
+    wanted = set(ids) if _endpoints(session, "statement_issued") else set(
+        accounts_with_contacts(session, ids))
+    enqueue_accounts(session, "statement_issued", [
+        (int(r["account_id"]), {"period": period,  # type: ignore[call-overload]
+                                "opening": format_amount(r["opening"], r["currency"]),  # type: ignore[arg-type]
+                                "closing": format_amount(r["closing"], r["currency"]),  # type: ignore[arg-type]
+                                "currency": r["currency"]})
+        for r in rows if r["account_id"] in wanted], now)
+
+
 def thd_issue_statements(session: Session, settings: StatementSettings, period: str,
                          after_id: int = 0, now: datetime | None = None,
                          account_ids: Sequence[int] | None = None) -> IssueResult:
@@ -184,6 +200,7 @@ def thd_issue_statements(session: Session, settings: StatementSettings, period: 
                      "closing": open_ + sum(v[1] for v in acc_lines.values()),
                      "lines": acc_lines, "issued_at": now, "document_id": None})
     session.execute(insert(Statement), rows)
+    _notify_issued(session, period, rows, now)
     postpaid = {aid: currency for aid, currency, limit in accounts if int(limit) > 0}
     due = [(aid, -sum(lines[aid].get(s, [0, 0])[1] for s in CHARGE_SERVICES))
            for aid in ids if aid in postpaid]

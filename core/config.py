@@ -278,6 +278,34 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class NotifyEmailConfig:
+    host: str = opt("", doc="SMTP server; empty = no e-mail (rows wait in the outbox)")
+    port: int = opt(25, _port)
+    starttls: bool = opt(True, doc="require STARTTLS before authenticating and sending")
+    username: str = opt("", doc="SMTP AUTH user; empty = no authentication")
+    password: str = opt("")
+    password_file: str = opt("", doc="file holding the SMTP password (wins over password)")
+    ca_file: str = opt("", doc="PEM CA to verify the server with; empty = the system's CAs")
+    from_address: str = opt("radbill@localhost")
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    enabled: bool = opt(True, doc="run the outbox sender in this process")
+    poll_interval: float = opt(2.0, _positive, doc="seconds between outbox scans")
+    batch: int = opt(50, _positive, doc="notifications claimed per scan")
+    max_attempts: int = opt(8, _positive, doc="attempts before a notification is dead")
+    backoff_base: float = opt(30.0, _positive,
+                              doc="seconds before the first retry; doubles each time")
+    backoff_max: float = opt(3600.0, _positive, doc="longest wait between attempts")
+    lease: float = opt(300.0, _positive,
+                       doc="seconds a claimed notification is reserved for its sender")
+    webhook_timeout: float = opt(10.0, _positive)
+    admin_emails: list[str] = opt([], doc="where admin events (loop errors, ...) are mailed")
+    email: NotifyEmailConfig = field(default_factory=NotifyEmailConfig)
+
+
+@dataclass(frozen=True)
 class CoaConfig:
     timeout: float = opt(3.0, _positive)
     retries: int = opt(3, _non_negative)
@@ -373,6 +401,7 @@ class Config:
     invoices: InvoicesConfig = field(default_factory=InvoicesConfig)
     documents: DocumentsConfig = field(default_factory=DocumentsConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     pools: PoolsConfig = field(default_factory=PoolsConfig)
     web: WebConfig = field(default_factory=WebConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)

@@ -319,6 +319,10 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
         leadership.register("stale-sessions", sweep)
     if billing_service is not None:
         leadership.register("billing", billing_service)
+    if billing and config.notify.enabled:
+        from billing.notify_delivery import NotificationService
+
+        leadership.register("notifications", NotificationService(config, dbpool, reactor))
     leadership.setServiceParent(root)
     if config.web.enabled and worker == 0:
         # One web server per node (worker 0): its port is not shared between workers.

@@ -112,6 +112,27 @@ charges = ["login", "amount"]
 invoices = ["number", "total"]
 balances = ["login", "balance"]
 
+[notify]
+enabled = false
+poll_interval = 1.0
+batch = 10
+max_attempts = 3
+backoff_base = 5.0
+backoff_max = 60.0
+lease = 30.0
+webhook_timeout = 2.0
+admin_emails = ["noc@example.net"]
+
+[notify.email]
+host = "smtp.example.net"
+port = 587
+starttls = true
+username = "radbill"
+password = "x"
+password_file = "/etc/radbill/smtp"
+ca_file = "/etc/ssl/ca.pem"
+from_address = "billing@example.net"
+
 [coa]
 timeout = 1.5
 retries = 0

@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "radbill.cli.billing",
     "radbill.cli.card",
     "radbill.cli.statement",
+    "radbill.cli.notify",
     "radbill.cli.pool",
     "radbill.cli.login",
     "radbill.cli.importer",
