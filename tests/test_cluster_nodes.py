@@ -34,7 +34,7 @@ from tests.cluster_support import (
 from tests.test_accounting_support import session_packet
 
 LEASE = 3.0
-SINGLETONS = ("billing", "lease-expiry", "stale-sessions")
+SINGLETONS = ("billing", "lease-expiry", "notifications", "stale-sessions")
 LOGINS = [f"u{i}" for i in range(6)]
 
 

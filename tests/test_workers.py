@@ -36,7 +36,7 @@ from tests.cluster_support import (
 )
 from tests.test_accounting_support import session_packet
 
-SINGLETONS = {"billing", "lease-expiry", "stale-sessions"}
+SINGLETONS = {"billing", "lease-expiry", "notifications", "stale-sessions"}
 
 
 @pytest.fixture
