@@ -59,6 +59,7 @@ class Refusal(enum.StrEnum):
     USED = "used"
     NO_PLAN = "no_plan"            # a hotspot login with a card that has no plan
     CURRENCY = "currency"
+    OTHER_RESELLER = "other_reseller"  # a reseller's card, and a subscriber not of that reseller
 
 
 REFUSAL_TEXT = {
@@ -69,6 +70,7 @@ REFUSAL_TEXT = {
     Refusal.USED: "the card has already been used",
     Refusal.NO_PLAN: "the card carries no plan, so it cannot be a hotspot login",
     Refusal.CURRENCY: "the card is in another currency than the account",
+    Refusal.OTHER_RESELLER: "the card belongs to another reseller",
 }
 
 
@@ -397,6 +399,9 @@ def thd_activate(session: Session, serial: str, pin: str, login: str | None, cur
         return Activation(serial, Refusal.EXPIRED)
     if batch.currency != currency:
         return Activation(serial, Refusal.CURRENCY)
+    if login is not None and batch.reseller_id is not None and session.scalar(
+            select(Subscriber.reseller_id).where(Subscriber.id == sub_id)) != batch.reseller_id:
+        return Activation(serial, Refusal.OTHER_RESELLER)
     created = False
     if login is None:
         if batch.plan_id is None:
@@ -404,7 +409,7 @@ def thd_activate(session: Session, serial: str, pin: str, login: str | None, cur
         existing = session.scalars(select(Subscriber).where(Subscriber.login == serial)
                                    ).one_or_none()
         if existing is None:
-            sub = Subscriber(login=serial, plan_id=batch.plan_id,
+            sub = Subscriber(login=serial, plan_id=batch.plan_id, reseller_id=batch.reseller_id,
                              password_hash=voucher_password_hash,
                              status=SubscriberStatus.ACTIVE,
                              description=f"voucher from card batch {batch.name}")

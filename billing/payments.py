@@ -78,6 +78,10 @@ def thd_add_payment(session: Session, login: str, amount: int, currency: str,
                            now)
     session.flush()
     if posted.created and kind is EntryKind.PAYMENT:
+        from billing.resellers import draw_for_payment
+
+        draw_for_payment(session, sub.id, amount, currency, key, login, now)
+    if posted.created and kind is EntryKind.PAYMENT:
         from billing.money import format_amount
         from billing.notify import enqueue_account
 

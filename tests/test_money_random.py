@@ -31,10 +31,13 @@ from billing.ledger import thd_check
 from billing.models import BillingAccount, EntryKind, LedgerEntry
 from billing.money import format_amount, parse_price
 from billing.payments import thd_add_payment
+from billing.reseller_models import ResellerEntry
+from billing.resellers import thd_reseller_check, thd_set_wholesale, thd_topup
 from billing.statement_models import Invoice, Statement
 from billing.statements import StatementSettings, thd_issue_statements
 from billing.usage import UsageDelta, thd_record_usage
 from core.db.engine import make_engine
+from core.db.models import Reseller, Subscriber
 from core.db.pool import run_in_session
 from tests.billing_support import make_plan, make_subscriber
 
@@ -62,10 +65,17 @@ def _setup(engine: Engine) -> tuple[list[str], list[tuple[str, str]]]:
                  make_plan(s, "postpaid", time_price=parse_price("0.0101"), time_unit=60,
                            time_increment=1, credit_limit=10_000,
                            monthly_fee=parse_price("12.99"))]
+        partner = Reseller(name="partner")
+        s.add(partner)
+        s.flush()
+        thd_set_wholesale(s, "metered", "70")
+        thd_topup(s, "partner", 10**12, "USD", "seed")
         logins = []
         for i in range(SUBSCRIBERS):
             login = f"u{i:04d}"
-            make_subscriber(s, login, plans[i % 3])
+            sid = make_subscriber(s, login, plans[i % 3])
+            if i % 10 == 0:  # every tenth subscriber is the reseller's
+                s.get(Subscriber, sid).reseller_id = partner.id  # type: ignore[union-attr]
             logins.append(login)
             thd_add_payment(s, login, 2_000, "USD", f"open-{login}",
                             now=START - timedelta(days=1))
@@ -82,8 +92,6 @@ def test_randomized_money_operations(engine: Engine, db_url: str) -> None:
     logins, cards = _setup(engine)
     sub_ids = {}
     with Session(engine) as s:
-        from core.db.models import Subscriber
-
         sub_ids = dict(s.execute(select(Subscriber.login, Subscriber.id)).all())
     refs: dict[str, tuple[str, int, EntryKind]] = {}
     open_sessions: dict[str, tuple[str, int]] = {}
@@ -242,5 +250,14 @@ def test_randomized_money_operations(engine: Engine, db_url: str) -> None:
             assert csv_sum == want, kind
             assert f"<{column}>{format_amount(want, 'USD')}</{column}></totals>" in \
                 to_xml(e, "USD"), kind
+        assert thd_reseller_check(s) == []
+        draws = s.scalar(select(func.count()).select_from(ResellerEntry)
+                         .where(ResellerEntry.kind == "draw"))
+        reseller_payments = s.scalar(
+            select(func.count()).select_from(LedgerEntry)
+            .join(BillingAccount, BillingAccount.id == LedgerEntry.account_id)
+            .join(Subscriber, Subscriber.id == BillingAccount.subscriber_id)
+            .where(Subscriber.reseller_id.is_not(None), LedgerEntry.kind == "payment"))
+        assert draws == reseller_payments > 0
         bal = thd_export(s, "balances", start, end + timedelta(days=1))
         assert bal.totals["balance"] == s.scalar(select(func.sum(BillingAccount.balance)))

@@ -105,6 +105,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rrm = rsub.add_parser("remove", help="remove a reseller that owns nothing", parents=cp)
     rrm.add_argument("name")
     rrm.set_defaults(func=cmd_reseller_remove)
+    from radbill.cli.reseller_money import register_money
+
+    register_money(rsub, cp)
 
     aud = sub.add_parser("audit", help="the audit log", parents=cp)
     asub = aud.add_subparsers(dest="audit_command", metavar="ACTION", required=True)

@@ -66,7 +66,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        help="hotspot vouchers: the plan a card's own subscriber gets")
     batch.add_argument("--validity", type=int, metavar="DAYS",
                        help="a voucher subscriber lives this long from its first login")
-    batch.add_argument("--reseller", metavar="NAME", help=argparse.SUPPRESS)
+    batch.add_argument("--reseller", metavar="NAME",
+                       help="the reseller owning the batch (only its subscribers may use it)")
     batch.add_argument("--pins", metavar="FILE",
                        help="write serials and PINs here (mode 0600) instead of stdout")
     batch.set_defaults(func=cmd_batch)
@@ -138,8 +139,6 @@ def _write_csv(rows: list[dict[str, Any]], columns: list[str], out: TextIO) -> N
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    if args.reseller:
-        raise InvalidInput("--reseller needs the reseller objects of the API issue")
     ctx = CliContext(args)
     try:
         currency = check_currency(ctx.config.billing.currency)
@@ -152,7 +151,18 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 raise InvalidInput(f"--pins {args.pins}: {exc.strerror}") from None
             fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
         try:
+            reseller_id = None
+            if args.reseller:
+                from sqlalchemy import select
+
+                from core.db.models import Reseller
+
+                reseller_id = ctx.run(lambda s: s.scalar(select(Reseller.id).where(
+                    Reseller.name == args.reseller)))
+                if reseller_id is None:
+                    raise InvalidInput(f"--reseller {args.reseller!r}: no such reseller")
             created = ctx.run(thd_create_batch, args.name, args.count, value, currency,
+                              reseller_id=reseller_id,
                               expires_at=_date(args.expires), plan=args.plan,
                               validity_days=args.validity,
                               pin_digits=ctx.config.cards.pin_digits,

@@ -1,0 +1,104 @@
+"""radbill reseller topup|balance|limit|wholesale: resellers' prepaid money with the operator.
+
+    radbill reseller topup NAME AMOUNT --ref REF     (idempotent by --ref; negative corrects)
+    radbill reseller balance NAME
+    radbill reseller limit NAME AMOUNT
+    radbill reseller wholesale PLAN PERCENT|none      share of each payment the reseller owes
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from billing.money import check_currency, format_amount, parse_amount
+from billing.resellers import (
+    ResellerBalance,
+    thd_reseller_balance,
+    thd_set_limit,
+    thd_set_wholesale,
+    thd_topup,
+)
+from radbill.cli.context import CliContext
+from radbill.cli.output import add_out_argument, emit_object
+
+
+def register_money(rsub: argparse._SubParsersAction[argparse.ArgumentParser],
+                   cp: list[argparse.ArgumentParser]) -> None:
+    top = rsub.add_parser("topup", help="the reseller prepaid the operator", parents=cp)
+    top.add_argument("name")
+    top.add_argument("amount")
+    top.add_argument("--ref", required=True, help="e.g. the bank transfer's id")
+    add_out_argument(top)
+    top.set_defaults(func=cmd_topup)
+    bal = rsub.add_parser("balance", help="the reseller's prepaid balance", parents=cp)
+    bal.add_argument("name")
+    add_out_argument(bal)
+    bal.set_defaults(func=cmd_balance)
+    lim = rsub.add_parser("limit", help="how far the reseller may go below 0", parents=cp)
+    lim.add_argument("name")
+    lim.add_argument("amount")
+    add_out_argument(lim)
+    lim.set_defaults(func=cmd_limit)
+    ws = rsub.add_parser("wholesale", help="a plan's wholesale share in percent", parents=cp)
+    ws.add_argument("plan")
+    ws.add_argument("percent", help="e.g. 80, or 'none' (= 100)")
+    ws.set_defaults(func=cmd_wholesale)
+
+
+def _dict(b: ResellerBalance) -> dict[str, Any]:
+    c = b.currency
+    return {"reseller": b.name, "currency": c, "balance": format_amount(b.balance, c),
+            "credit_limit": format_amount(b.credit_limit, c),
+            "available": format_amount(b.available, c), "entries": b.entries}
+
+
+def cmd_topup(args: argparse.Namespace) -> int:
+    ctx = CliContext(args)
+    try:
+        currency = check_currency(ctx.config.billing.currency)
+        amount = parse_amount(args.amount, currency, allow_negative=True)
+        created, bal = ctx.run(thd_topup, args.name, amount, currency, args.ref)
+    finally:
+        ctx.close()
+    out = {"recorded": created, **_dict(bal)}
+    if args.out == "text":
+        print(f"reseller {args.name}: " + ("top-up recorded" if created else
+                                           "already recorded (same --ref), nothing changed")
+              + f"; balance {out['balance']} {currency}")
+    else:
+        emit_object(out, args.out, item="reseller_topup")
+    return 0
+
+
+def cmd_balance(args: argparse.Namespace) -> int:
+    ctx = CliContext(args)
+    try:
+        bal = ctx.run(thd_reseller_balance, args.name,
+                      check_currency(ctx.config.billing.currency))
+    finally:
+        ctx.close()
+    emit_object(_dict(bal), args.out, item="reseller_balance")
+    return 0
+
+
+def cmd_limit(args: argparse.Namespace) -> int:
+    ctx = CliContext(args)
+    try:
+        currency = check_currency(ctx.config.billing.currency)
+        bal = ctx.run(thd_set_limit, args.name, parse_amount(args.amount, currency), currency)
+    finally:
+        ctx.close()
+    emit_object(_dict(bal), args.out, item="reseller_balance")
+    return 0
+
+
+def cmd_wholesale(args: argparse.Namespace) -> int:
+    ctx = CliContext(args)
+    try:
+        pct = None if args.percent.lower() == "none" else args.percent
+        ctx.run(thd_set_wholesale, args.plan, pct)
+    finally:
+        ctx.close()
+    print(f"plan {args.plan}: resellers owe {pct or '100'}% of each payment")
+    return 0
