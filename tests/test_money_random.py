@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -86,6 +87,8 @@ def _setup(engine: Engine) -> tuple[list[str], list[tuple[str, str]]]:
     return logins, [(c.serial, c.pin) for c in created.cards]
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # ~2 min per backend on a quiet 2-core machine; CI shares it
 def test_randomized_money_operations(engine: Engine, db_url: str) -> None:
     """100,000 seeded random money operations with restarts: 0 minor units of drift."""
     rng = random.Random(20241203)
