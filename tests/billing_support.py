@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import count
+from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -84,3 +87,26 @@ def assert_ledger_consistent(session: Session) -> None:
         .where(LedgerEntry.kind == "charge", LedgerEntry.idempotency_key.like("usage:%"))
         ).all())
     assert {k: -int(v) for k, v in entries.items()} == {k: int(v) for k, v in carried.items()}
+
+
+CliResult = tuple[int, str, str]
+
+
+def cli_runner(config_text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+               ) -> Callable[..., CliResult]:
+    """radbill in-process with a config file holding ``config_text``: (code, stdout, stderr)."""
+    import radbill.cli as cli_module
+
+    config = tmp_path / "radbill.toml"
+    config.write_text(config_text, encoding="utf-8")
+
+    def run(*argv: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            code = cli_module.main(["--config", str(config), *argv])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -14,7 +14,6 @@ import pytest_twisted
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-import radbill.cli as cli_module
 from billing.card_models import Card, CardAttempt
 from billing.cards import (
     CardPolicy,
@@ -31,7 +30,7 @@ from billing.models import LedgerEntry
 from billing.money import parse_price
 from core.db.models import Nas, Plan, Subscriber, SubscriberStatus
 from core.db.pool import run_in_session
-from tests.billing_support import assert_ledger_consistent, make_plan, make_subscriber
+from tests.billing_support import assert_ledger_consistent, cli_runner, make_plan, make_subscriber
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 Result = tuple[int, str, str]
@@ -221,19 +220,7 @@ def test_batch_validation(engine: Engine) -> None:
 def cli(tmp_path: Path, db_url: str, engine: Engine,
         capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., Result]]:
     """radbill with a config pointing at the test database."""
-    config = tmp_path / "radbill.toml"
-    config.write_text(f'[database]\nurl = {json.dumps(db_url)}\n', encoding="utf-8")
-
-    def run(*argv: str) -> Result:
-        capsys.readouterr()
-        try:
-            code = cli_module.main(["--config", str(config), *argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    yield run
+    yield cli_runner(f'[database]\nurl = {json.dumps(db_url)}\n', tmp_path, capsys)
 
 
 def test_cli_card_lifecycle(cli: Callable[..., Result], engine: Engine, tmp_path: Path) -> None:

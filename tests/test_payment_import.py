@@ -12,7 +12,6 @@ import pytest_twisted
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-import radbill.cli as cli_module
 from billing.gateway_hmac import sign
 from billing.models import BillingAccount, EntryKind, LedgerEntry
 from billing.money import parse_price
@@ -20,7 +19,7 @@ from billing.payment_import import Layout, parse_payments_csv
 from billing.payments import thd_add_payment
 from core.db.models import Subscriber
 from core.errors import InvalidInput
-from tests.billing_support import assert_ledger_consistent, make_plan, make_subscriber
+from tests.billing_support import assert_ledger_consistent, cli_runner, make_plan, make_subscriber
 
 Result = tuple[int, str, str]
 
@@ -29,19 +28,7 @@ Result = tuple[int, str, str]
 def cli(tmp_path: Path, db_url: str, engine: Engine,
         capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., Result]]:
     """radbill with a config pointing at the test database."""
-    config = tmp_path / "radbill.toml"
-    config.write_text(f'[database]\nurl = {json.dumps(db_url)}\n', encoding="utf-8")
-
-    def run(*argv: str) -> Result:
-        capsys.readouterr()
-        try:
-            code = cli_module.main(["--config", str(config), *argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    yield run
+    yield cli_runner(f'[database]\nurl = {json.dumps(db_url)}\n', tmp_path, capsys)
 
 
 def _subs(engine: Engine, *logins: str) -> None:

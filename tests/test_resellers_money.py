@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-import radbill.cli as cli_module
 from billing.cards import Refusal, thd_activate, thd_create_batch
 from billing.models import LedgerEntry
 from billing.payments import thd_add_payment
@@ -24,7 +23,7 @@ from billing.resellers import (
     thd_topup,
 )
 from core.db.models import Reseller, Subscriber
-from tests.billing_support import make_plan
+from tests.billing_support import cli_runner, make_plan
 
 Result = tuple[int, str, str]
 
@@ -88,19 +87,7 @@ def test_reseller_cards_only_for_its_subscribers(engine: Engine) -> None:
 def cli(tmp_path: Path, db_url: str, engine: Engine,
         capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., Result]]:
     """radbill with a config pointing at the test database."""
-    config = tmp_path / "radbill.toml"
-    config.write_text(f'[database]\nurl = {json.dumps(db_url)}\n', encoding="utf-8")
-
-    def run(*argv: str) -> Result:
-        capsys.readouterr()
-        try:
-            code = cli_module.main(["--config", str(config), *argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    yield run
+    yield cli_runner(f'[database]\nurl = {json.dumps(db_url)}\n', tmp_path, capsys)
 
 
 def test_cli_reseller_money(cli: Callable[..., Result], engine: Engine, tmp_path: Path) -> None:

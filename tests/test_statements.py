@@ -16,7 +16,6 @@ import pytest_twisted
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-import radbill.cli as cli_module
 from billing.accounts import ensure_account
 from billing.exports import thd_export, to_csv, to_xml
 from billing.ledger import post
@@ -32,7 +31,7 @@ from billing.statements import (
     thd_issue_statements,
 )
 from core.db.pool import run_in_session
-from tests.billing_support import make_plan, make_subscriber
+from tests.billing_support import cli_runner, make_plan, make_subscriber
 
 APRIL = datetime(2024, 4, 10, 12, 0, tzinfo=UTC)
 MAY = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
@@ -181,23 +180,10 @@ def test_two_issuers_at_once_issue_once(engine: Engine) -> None:
 def cli(tmp_path: Path, db_url: str, engine: Engine,
         capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., Result]]:
     """radbill with a config pointing at the test database and a document store in tmp."""
-    config = tmp_path / "radbill.toml"
-    config.write_text(
-        f'[server]\ndata_dir = {json.dumps(str(tmp_path))}\n'
+    yield cli_runner(f'[server]\ndata_dir = {json.dumps(str(tmp_path))}\n'
         f'[database]\nurl = {json.dumps(db_url)}\n'
         '[invoices]\nissuer = "main"\nissuer_name = "Net <b>&</b> Co"\nvat_rate = "20"\n'
-        'issuer_address = "1 Main St\\nSpringfield"\n', encoding="utf-8")
-
-    def run(*argv: str) -> Result:
-        capsys.readouterr()
-        try:
-            code = cli_module.main(["--config", str(config), *argv])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    yield run
+        'issuer_address = "1 Main St\\nSpringfield"\n', tmp_path, capsys)
 
 
 def test_documents_render_store_verify_reissue(cli: Callable[..., Result], engine: Engine,
