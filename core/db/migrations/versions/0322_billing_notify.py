@@ -1,7 +1,7 @@
 """billing: notification outbox, contacts, webhook endpoints, low-balance thresholds
 
 Revision ID: 0322_billing_notify
-Revises: 0321_billing_statements
+Revises: 0350_billing_pass_entries
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": 
 
 
 revision = '0322_billing_notify'
-down_revision = '0321_billing_statements'
+down_revision = '0350_billing_pass_entries'
 branch_labels = None
 depends_on = None
 
