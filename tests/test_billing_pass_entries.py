@@ -106,7 +106,7 @@ def test_migration_0350_fills_cost_and_key_of_deltas_charged_before(engine: Engi
     from billing.accounts import thd_account
     from core.db import schema
 
-    schema.downgrade(engine, "billing@-1")  # back to before 0350
+    schema.downgrade(engine, "0321_billing_statements")  # back to before 0350
     with Session(engine) as s, s.begin():
         plan = make_plan(s, "old", time_price=parse_price("0.60"), time_unit=60)
         sub = make_subscriber(s, "old", plan)
