@@ -108,9 +108,11 @@ class Authenticator:
         if method == "none":
             return AuthResult(Outcome.NO_CREDENTIALS, method)
         name = eap_method_name(pkt)
-        log.info("rejecting %s: %s is not supported (terminate EAP in FreeRADIUS and proxy "
-                 "the inner request: docs/migration.md)", sub.login, name)
-        return AuthResult(Outcome.UNSUPPORTED_METHOD, method, detail=f"{name} is not supported")
+        log.debug("rejecting %s: %s is not supported", sub.login, name)
+        # The reject line (aaa.radius, rate-limited) carries this detail and the hint.
+        return AuthResult(Outcome.UNSUPPORTED_METHOD, method,
+                          detail=f"{name} is not supported (terminate EAP in FreeRADIUS and "
+                                 "proxy the inner request: docs/migration.md)")
 
     def _pap(self, pkt: Packet, sub: SubscriberAuth) -> Maybe[AuthResult]:
         password = decrypt_user_password(raw(pkt, USER_PASSWORD) or b"", pkt.secret,

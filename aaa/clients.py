@@ -9,9 +9,12 @@ when an unknown address shows up, at most every ``min_reload`` seconds, so a
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -52,6 +55,33 @@ def thd_load_clients(session: Session) -> list[NasClient]:
                       vendor=Vendor(r.vendor),
                       require_message_authenticator=r.require_message_authenticator,
                       coa_port=r.coa_port) for r in rows]
+
+
+def save_clients(path: Path, clients: Iterable[NasClient]) -> None:
+    """Keep the last client list beside the spool (0600: it holds the shared secrets).
+
+    So that after a crash during a database outage radbill can still tell its
+    NASes from strangers and put their accounting into the spool, instead of
+    dropping it all as "unknown client". Written to a temporary file and
+    renamed, so a crash mid-write leaves the previous copy.
+    """
+    data = [{"id": c.id, "name": c.name, "address": c.address, "secret": c.secret.hex(),
+             "vendor": c.vendor.value, "require_message_authenticator":
+             c.require_message_authenticator, "coa_port": c.coa_port} for c in clients]
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # workers save at once
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def read_saved_clients(path: Path) -> list[NasClient]:
+    """The client list save_clients wrote; raises OSError or ValueError when unusable."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return [NasClient(id=int(d["id"]), name=str(d["name"]), address=str(d["address"]),
+                      secret=bytes.fromhex(d["secret"]), vendor=Vendor(d["vendor"]),
+                      require_message_authenticator=bool(d["require_message_authenticator"]),
+                      coa_port=int(d["coa_port"])) for d in data]
 
 
 class ClientTable:

@@ -74,8 +74,8 @@ class PasswordUpgrader:
             if changed:
                 self.credentials.invalidate(sub.login)
                 how = "legacy" if sub.legacy_hash else "NT"
-                log.info("stored radbill's hashes of %s after its first PAP login "
-                         "(was verified by its %s hash)", sub.login, how)
+                log.debug("stored radbill's hashes of %s after its first PAP login "
+                          "(was verified by its %s hash)", sub.login, how)
 
         def failed(f: Failure) -> None:
             log.warning("could not store the argon2 hash of %s: %s", sub.login,

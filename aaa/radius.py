@@ -29,9 +29,17 @@ from aaa import metrics
 from aaa.acct_decode import AcctRequestPacket
 from aaa.clients import ClientTable, NasClient
 from aaa.dedupe import DuplicateCache, Key, request_key
+from aaa.loglimit import LineBudget, suffix
 from aaa.maybe import Maybe, is_deferred
 from aaa.outcome import Decision, Outcome, rule_for
-from aaa.wire import HEADER_LEN, MESSAGE_AUTHENTICATOR, PROXY_STATE, Malformed, check_packet
+from aaa.wire import (
+    HEADER_LEN,
+    MESSAGE_AUTHENTICATOR,
+    PROXY_STATE,
+    Malformed,
+    attribute_combination_problem,
+    check_packet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +212,8 @@ class RadiusServerProtocol(DatagramProtocol):
                  handler: RequestHandler, clock: IReactorTime, dedupe: DuplicateCache,
                  unknown: UnknownClientLog, max_packet_size: int = 4096,
                  max_in_flight: int = 2048,
-                 on_unknown_client: Callable[[str], None] | None = None) -> None:
+                 on_unknown_client: Callable[[str], None] | None = None,
+                 lines_per_minute: int = 60) -> None:
         self.kind = kind
         self.clients = clients
         self.dictionary = dictionary
@@ -216,10 +225,12 @@ class RadiusServerProtocol(DatagramProtocol):
         self.max_in_flight = max_in_flight
         self.on_unknown_client = on_unknown_client
         self.in_flight = 0
+        self.lines = LineBudget(clock, lines_per_minute)
         self._dropped = {reason: metrics.DROPPED.labels(kind, reason) for reason in (
             "malformed", "unknown-client", "bad-code", "bad-authenticator",
             "bad-message-authenticator", "missing-message-authenticator",
-            "proxy-state-without-message-authenticator", "undecodable", "overload", "no-reply")}
+            "proxy-state-without-message-authenticator", "undecodable", "overload", "no-reply",
+            "invalid-attributes", "shed")}
         self._duplicates = metrics.DUPLICATES.labels(kind)
         self._in_flight_count = metrics.IN_FLIGHT_COUNTS[kind]
         self._latency = metrics.LATENCY.labels(kind)
@@ -240,7 +251,10 @@ class RadiusServerProtocol(DatagramProtocol):
 
     def _drop(self, reason: str, addr: tuple[str, int], detail: str) -> None:
         self._dropped[reason].inc()
-        log.warning("%s port: dropped packet from %s:%s: %s", self.kind, addr[0], addr[1], detail)
+        ok, left_out = self.lines.allow("drop:" + reason)
+        if ok:
+            log.warning("%s port: dropped packet from %s:%s: %s%s", self.kind, addr[0], addr[1],
+                        detail, suffix(left_out))
 
     def _receive(self, data: bytes, addr: tuple[str, int]) -> None:
         host, port = addr[0], addr[1]
@@ -261,6 +275,10 @@ class RadiusServerProtocol(DatagramProtocol):
         code = data[0]
         if code not in ACCEPTED_CODES[self.kind]:
             self._drop("bad-code", addr, f"{client.name}: code {code} not accepted here")
+            return
+        combination = attribute_combination_problem(data)
+        if combination is not None:
+            self._drop("invalid-attributes", addr, f"{client.name}: {combination}")
             return
         if code == P.AccountingRequest and not request_authenticator_ok(data, client.secret):
             self._drop("bad-authenticator", addr,
@@ -375,8 +393,13 @@ class RadiusServerProtocol(DatagramProtocol):
             self._dropped["no-reply"].inc()
             return
         if outcome not in (Outcome.ACCEPT, Outcome.ACCOUNTING_STORED, Outcome.STATUS_OK):
-            log.info("%s: %s from %s (%s)", self.kind, outcome.value, client.name,
-                     decision.detail)
+            ok, left_out = self.lines.allow(outcome.value)
+            if ok:
+                log.info("%s: %s from NAS %s (%s)%s", self.kind, outcome.value, client.name,
+                         decision.detail, suffix(left_out))
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: %s from NAS %s (%s)", self.kind, outcome.value, client.name,
+                      decision.detail)
         self.transport.write(raw, addr)
         self._latency.observe(time.perf_counter() - started)
 

@@ -15,6 +15,11 @@ RFC_MAX_PACKET = 4096
 VENDOR_SPECIFIC = 26
 MESSAGE_AUTHENTICATOR = 80
 PROXY_STATE = 33
+USER_NAME = 1
+USER_PASSWORD = 2
+CHAP_PASSWORD = 3
+EAP_MESSAGE = 79
+ACCESS_REQUEST = 1
 
 # Attributes whose value has one fixed length (RFC 2865/2869); anything else is malformed.
 FIXED_LENGTHS = {MESSAGE_AUTHENTICATOR: 16, 4: 4, 5: 4, 6: 4, 7: 4, 8: 4, 27: 4, 28: 4, 40: 4,
@@ -88,3 +93,45 @@ def attribute_values(data: bytes, code: int) -> list[bytes]:
             out.append(data[pos + 2:pos + alen])
         pos += alen
     return out
+
+
+def attribute_combination_problem(data: bytes) -> str | None:
+    """Why a checked packet's attribute set is one a server must not act on, or None.
+
+    The combinations FreeRADIUS refuses (``rad_packet_ok`` and the decoders):
+    more than one Message-Authenticator (RFC 3579 3.2: only one can be the
+    signature; a second could carry anything); in an Access-Request, more than
+    one User-Name, User-Password or CHAP-Password (RFC 2865 5.44: "0-1"), both
+    User-Password and CHAP-Password (RFC 2865 4.1: MUST NOT), EAP-Message with
+    either password attribute (RFC 3579 3.1: the EAP method carries the
+    credentials) and EAP-Message without Message-Authenticator (RFC 3579 3.3:
+    silently discard). All are dropped, never answered: an answer would tell
+    the sender which of two conflicting credentials was believed.
+    """
+    counts: dict[int, int] = {}
+    pos, end = HEADER_LEN, len(data)
+    while pos < end:
+        code = data[pos]
+        if code in _COUNTED:
+            counts[code] = counts.get(code, 0) + 1
+        pos += data[pos + 1]
+    if counts.get(MESSAGE_AUTHENTICATOR, 0) > 1:
+        return "more than one Message-Authenticator (RFC 3579 3.2)"
+    if data[0] != ACCESS_REQUEST:
+        return None
+    for code, name in ((USER_NAME, "User-Name"), (USER_PASSWORD, "User-Password"),
+                       (CHAP_PASSWORD, "CHAP-Password")):
+        if counts.get(code, 0) > 1:
+            return f"more than one {name} (RFC 2865 5.44)"
+    if USER_PASSWORD in counts and CHAP_PASSWORD in counts:
+        return "both User-Password and CHAP-Password (RFC 2865 4.1)"
+    if EAP_MESSAGE in counts:
+        if USER_PASSWORD in counts or CHAP_PASSWORD in counts:
+            return "EAP-Message together with a User-Password or CHAP-Password (RFC 3579 3.1)"
+        if MESSAGE_AUTHENTICATOR not in counts:
+            return "EAP-Message without Message-Authenticator (RFC 3579 3.3)"
+    return None
+
+
+_COUNTED = frozenset({MESSAGE_AUTHENTICATOR, USER_NAME, USER_PASSWORD, CHAP_PASSWORD,
+                      EAP_MESSAGE})

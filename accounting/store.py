@@ -8,8 +8,11 @@ the result independent of retransmissions and arrival order:
   seen (a newer packet whose total is lower than what is stored);
 * a Start sets the real start time once; an Interim-Update or Stop without a
   Start creates the record with the start time the NAS's session time implies;
-* the first Stop closes the session, a later Stop only raises counters; a
-  Stop also overrides radbill's own guesses (stale or NAS-reboot closing);
+* the first Stop closes the session for good: an Interim-Update or another
+  Stop arriving after it (a NAS bug, a replayed or reordered packet) is
+  acknowledged, logged, counted (``radbill_accounting_late_total``) and changes
+  nothing, so it can neither add usage nor charge money; a Stop still
+  overrides radbill's own guesses (stale or NAS-reboot closing);
 * a packet that shows no progress (same or older session time) changes nothing,
   so a re-sent or replayed packet is a no-op and produces no usage delta.
 
@@ -24,6 +27,7 @@ monotonic in SQL too (GREATEST), in case another node wrote the row meanwhile.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,12 +39,15 @@ from sqlalchemy.orm import Session
 
 from accounting import rawsql
 from accounting import records as R
+from accounting.metrics import LATE_RECORDS
 from accounting.models import AcctCall, AcctSession
 from accounting.records import AcctRecord, AcctStatus, ClosedBy
 from billing.usage import UsageDelta, UsageSink
 from core.db.base import utcnow
 from core.db.handsql import hand_rendered
 from core.db.models import Plan, Subscriber
+
+log = logging.getLogger(__name__)
 
 SESSION_TABLE: Table = AcctSession.__table__  # type: ignore[assignment]
 CALL_TABLE: Table = AcctCall.__table__  # type: ignore[assignment]
@@ -84,7 +91,7 @@ class AcctPolicy:
 @dataclass(frozen=True)
 class ApplyResult:
     key: str  # the stored row's unique id, or nas:<id> for Accounting-On/Off
-    action: str  # created | updated | unchanged | closed
+    action: str  # created | updated | unchanged | closed | late
     closed: int = 0  # sessions and calls closed by an Accounting-On/Off
 
 
@@ -372,6 +379,19 @@ def call_delta(old: dict[str, Any] | None, new: dict[str, Any]) -> UsageDelta | 
         final=new["stopped_at"] is not None)
 
 
+def is_late(row: dict[str, Any] | None, r: AcctRecord) -> bool:
+    """A packet for a session its NAS already stopped (a re-sent Stop is only a duplicate)."""
+    return row is not None and row["closed_by"] == ClosedBy.STOP.value and \
+        r.status in (AcctStatus.INTERIM, AcctStatus.STOP)
+
+
+def _log_late(row: dict[str, Any], r: AcctRecord) -> None:
+    status = AcctStatus(r.status).name
+    LATE_RECORDS.labels(status).inc()
+    log.info("accounting: %s for session %s of %s (NAS %s) after its Stop; acknowledged, "
+             "not applied", status, r.session_id, r.user_name, r.nas_identity)
+
+
 # -- database side ----------------------------------------------------------------------
 
 
@@ -512,6 +532,11 @@ def _apply_segment(session: Session, records: Sequence[AcctRecord], policy: Acct
             new = new_session_row(r, sub, policy, new_session_id(r, rows)) if old is None \
                 else merge_session_row(old, r, sub, policy)
             delta = session_delta(old, new)
+            if is_late(old, r) and new != old:
+                _log_late(old, r)
+                new, delta = old, None
+                results.append(ApplyResult(r.unique_id, "late"))
+                continue
         if old is None:
             action = "created"
         elif new != old:

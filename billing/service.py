@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.twisted import TwistedScheduler
 from sqlalchemy import event, false, select
 from sqlalchemy.orm import Session
@@ -31,6 +33,23 @@ log = logging.getLogger(__name__)
 
 JOB_ID = "billing-loop"
 JOB_POLL_SECONDS = 0.2  # how often a waiting job thread checks for a stop
+SKIPPED_MESSAGE = "maximum number of running instances reached"
+
+
+class _NoSkipWarnings(logging.Filter):
+    """Drops APScheduler's per-tick "skipped: maximum number of running instances" WARNING.
+
+    With max_instances=1 a long pass made it log that on every tick (9,035
+    times in 27 minutes, issue 12); BillingService reports an overrun itself,
+    once, with how long the passes take.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return SKIPPED_MESSAGE not in str(record.msg)
+
+
+SCHEDULER_LOG = logging.getLogger("apscheduler.scheduler.billing")
+SCHEDULER_LOG.addFilter(_NoSkipWarnings())
 
 
 class BillingService(service.Service):
@@ -54,6 +73,9 @@ class BillingService(service.Service):
         self.passes = 0
         self._in_flight: defer.Deferred[Any] | None = None
         self._again = False  # a kick came during a pass: run another right after it
+        self._pass_started = 0.0
+        self.skipped_ticks = 0  # ticks dropped because a pass was still running
+        self.overrunning = False  # passes take longer than the interval (logged once)
 
     def _job(self) -> None:
         """Runs in a scheduler thread: wait for one whole pass on the reactor.
@@ -93,12 +115,14 @@ class BillingService(service.Service):
         return d
 
     def run_pass(self) -> defer.Deferred[Any]:
+        self._pass_started = time.monotonic()
         d: defer.Deferred[Any] = self.loop.run_once()
         self._in_flight = d
 
         def done(result: Any) -> Any:
             self.passes += 1
             self._in_flight = None
+            self._pass_ended(time.monotonic() - self._pass_started)
             if self._again:
                 self._again = False
                 self._kick()
@@ -106,9 +130,35 @@ class BillingService(service.Service):
 
         return d.addBoth(done)
 
+    def _tick_skipped(self, event: JobSubmissionEvent) -> None:
+        """A tick found the previous pass still running: say so once, not per tick."""
+        self.skipped_ticks += 1
+        if self.overrunning:
+            return
+        self.overrunning = True
+        running = time.monotonic() - self._pass_started if self._in_flight is not None else 0.0
+        log.warning("billing passes overrun the %d s interval: the current pass has run "
+                    "%.0f s; ticks are skipped until passes fit again (only this line is "
+                    "logged)", self.interval, running)
+
+    def _pass_ended(self, seconds: float) -> None:
+        if seconds > self.interval and not self.overrunning:
+            self.overrunning = True
+            log.warning("billing passes overrun the %d s interval: a pass took %.1f s",
+                        self.interval, seconds)
+        elif self.overrunning and seconds <= self.interval:
+            log.info("billing passes fit the %d s interval again (last took %.1f s; %d ticks "
+                     "were skipped meanwhile)", self.interval, seconds, self.skipped_ticks)
+            self.overrunning = False
+            self.skipped_ticks = 0
+        else:
+            log.debug("billing pass took %.2f s", seconds)
+
     def startService(self) -> None:
         super().startService()
-        self.scheduler = TwistedScheduler(reactor=self.reactor, timezone=UTC)
+        self.scheduler = TwistedScheduler(reactor=self.reactor, timezone=UTC,
+                                          logger=SCHEDULER_LOG)
+        self.scheduler.add_listener(self._tick_skipped, EVENT_JOB_MAX_INSTANCES)
         self.scheduler.add_job(self._job, "interval", seconds=self.interval, id=JOB_ID,
                                max_instances=1, coalesce=True, misfire_grace_time=None,
                                next_run_time=datetime.now(UTC))

@@ -379,6 +379,16 @@ class SelfcareConfig:
 
 
 @dataclass(frozen=True)
+class LoggingConfig:
+    scheduler: str = opt("warn", _one_of("debug", "info", "warn", "error"),
+                         doc="level of APScheduler's own lines (its per-run INFO lines "
+                             "every billing tick appear only with \"info\")")
+    reject_lines_per_minute: int = opt(
+        60, _non_negative, doc="per-reason Access-Reject and drop lines logged per minute "
+                               "before the rest are only counted (0 = no limit)")
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     enabled: bool = opt(False)
     listen: str = opt("127.0.0.1", lambda v: _ip_addresses([v]))
@@ -407,6 +417,7 @@ class Config:
     pages: PagesConfig = field(default_factory=PagesConfig)
     selfcare: SelfcareConfig = field(default_factory=SelfcareConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = field(default="(defaults)", compare=False)
 
     @property
@@ -534,7 +545,24 @@ def load_config(explicit: str | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 (octet 0x{exc.object[exc.start]:02x} at "
+                          f"offset {exc.start}); TOML files must be UTF-8") from None
     return parse_config(data, str(path))
+
+
+def require_data_dir(cfg: Config) -> None:
+    """Refuse a ``server.data_dir`` that is missing instead of creating it empty.
+
+    A missing directory is nearly always a typo or an unmounted volume; making
+    it silently would start radbill on a fresh, empty SQLite database and
+    spool, as if every subscriber had been deleted.
+    """
+    path = Path(cfg.server.data_dir)
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise ConfigError(f"{cfg.source}: server.data_dir = {str(path)!r}: {what}; create it "
+                          "(owned by the user radbill runs as) or fix the path")
 
 
 def describe_defaults() -> dict[str, dict[str, tuple[Any, str]]]:

@@ -12,7 +12,9 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
           "error": logging.ERROR}
 
 
-def setup_logging(level: str = "info") -> None:
+def setup_logging(level: str = "info", scheduler: str = "warn") -> None:
+    """Root at ``level``; APScheduler at ``scheduler`` (its executor logs an INFO line on
+    every run of every job, which at the default 30 s billing tick is noise)."""
     # Under systemd the journal stamps time and unit itself.
     journal = "JOURNAL_STREAM" in os.environ
     fmt = "%(levelname)s %(name)s: %(message)s" if journal else \
@@ -22,5 +24,6 @@ def setup_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS.get(level, logging.INFO))
+    logging.getLogger("apscheduler").setLevel(LEVELS.get(scheduler, logging.WARNING))
     globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")],
                                      redirectStandardIO=False, discardBuffer=True)

@@ -25,7 +25,7 @@ from aaa.password_upgrade import PasswordUpgrader
 from aaa.service import RadiusService
 from aaa.verifier import PasswordVerifier
 from core.cluster.leadership import Leadership, new_identity
-from core.config import Config
+from core.config import Config, require_data_dir
 from core.db import schema
 from core.db.base import utcnow
 from core.db.engine import make_engine
@@ -244,6 +244,7 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
     from pools.lease import thd_lease_on_accounting
     from pools.service import LeaseExpiryService
 
+    require_data_dir(config)  # the spool (and SQLite) live there, whatever the database
     dbpool = make_dbpool(config, reactor)
     if check_schema:
         try:
@@ -307,7 +308,9 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
         acct_service.setServiceParent(root)
 
     radius = RadiusService(config.radius, dbpool, dictionary, access, accounting_handler,
-                           reactor, reuse_port=workers > 1)  # type: ignore[arg-type]
+                           reactor, reuse_port=workers > 1,  # type: ignore[arg-type]
+                           saved_clients=Path(config.server.data_dir) / "nas-clients.json",
+                           lines_per_minute=config.logging.reject_lines_per_minute)
     radius.setServiceParent(root)
     # Singletons: one process in the cluster runs each, chosen by a lease row.
     leadership = Leadership(dbpool, reactor, new_identity(config.server.node, worker),  # type: ignore[arg-type]

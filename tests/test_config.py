@@ -174,6 +174,10 @@ behind_proxy = true
 enabled = true
 listen = "127.0.0.1"
 port = 9100
+
+[logging]
+scheduler = "info"
+reject_lines_per_minute = 10
 """
 
 

@@ -136,12 +136,13 @@ def test_full_poll_reads_the_window_in_chunks(engine: Engine, dbpool: DBPool,  #
     assert store.calls == ["u5"]
 
 
-def test_watcher_is_wired_into_the_service() -> None:
+def test_watcher_is_wired_into_the_service(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """make_service builds a CredentialWatcher polling at the configured interval."""
     from core.config import parse_config
     from radbill.app import make_service
 
     config = parse_config({"database": {"url": "sqlite://"},
+                           "server": {"data_dir": str(tmp_path)},
                            "radius": {"credential_poll_interval": 2.5}})
     app = make_service(config, reactor, check_schema=False)  # type: ignore[arg-type]
     watchers = [s for s in app.root if isinstance(s, CredentialWatcher)]

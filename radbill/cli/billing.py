@@ -253,7 +253,7 @@ def cmd_billing_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     if not logging.getLogger().handlers:  # an embedding process keeps its own logging
-        setup_logging(config.server.log_level)
+        setup_logging(config.server.log_level, config.logging.scheduler)
 
     async def main(reactor: Any, dbpool: Any) -> dict[str, Any]:
         from aaa.billing_hook import make_billing_loop

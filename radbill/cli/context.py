@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from core.config import Config, load_config
+from core.config import Config, load_config, require_data_dir
 from core.db.engine import make_engine
 from core.db.pool import run_in_session
 from core.db.schema import check_current
@@ -24,6 +24,8 @@ T = TypeVar("T")
 class CliContext:
     def __init__(self, args: argparse.Namespace, check_schema: bool = True) -> None:
         self.config: Config = load_config(getattr(args, "config", None))
+        if not self.config.database.url:  # the SQLite file lives in data_dir
+            require_data_dir(self.config)
         self.engine = make_engine(self.config.database_url, pool_size=2,
                                   connect_timeout=self.config.database.connect_timeout)
         if check_schema:

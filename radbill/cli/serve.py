@@ -72,7 +72,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
-    setup_logging(config.server.log_level)
+    setup_logging(config.server.log_level, config.logging.scheduler)
     if args.worker is None:
         from radbill.app import orphan_spools
 
