@@ -486,18 +486,33 @@ def _cross_check(cfg: Config, errors: list[str]) -> None:
     w = cfg.web
     if bool(w.tls_certificate) != bool(w.tls_key):
         errors.append("web.tls_key: tls_certificate and tls_key go together")
+    if w.enabled:
+        errors.extend(web_errors(w))
+    if cfg.web.enabled and cfg.metrics.enabled and (cfg.web.listen, cfg.web.port) == (
+            cfg.metrics.listen, cfg.metrics.port) and cfg.web.port:
+        errors.append(f"metrics.port = {cfg.metrics.port}: must differ from web.port")
+
+
+def web_errors(w: WebConfig) -> list[str]:
+    """What keeps the web side from listening: missing TLS files, plain HTTP exposed."""
+    errors = []
     for key in ("tls_certificate", "tls_key"):
         path = getattr(w, key)
-        if path and w.enabled and not Path(path).is_file():
+        if path and not Path(path).is_file():
             errors.append(f"web.{key} = {path!r}: no such file")
-    if (w.enabled and not w.tls_certificate and not w.behind_proxy
+    if (not w.tls_certificate and not w.behind_proxy
             and not ipaddress.ip_address(w.listen).is_loopback):
         errors.append(f"web.listen = {w.listen!r}: refusing plain HTTP on a non-loopback "
                       "address; set web.tls_certificate/tls_key, or web.behind_proxy = true "
                       "behind a TLS proxy")
-    if cfg.web.enabled and cfg.metrics.enabled and (cfg.web.listen, cfg.web.port) == (
-            cfg.metrics.listen, cfg.metrics.port) and cfg.web.port:
-        errors.append(f"metrics.port = {cfg.metrics.port}: must differ from web.port")
+    return errors
+
+
+def check_web(cfg: Config) -> None:
+    """``radbill web`` serves whatever ``[web] enabled`` says: check the web keys for it."""
+    errors = web_errors(cfg.web)
+    if errors:
+        raise ConfigError(f"{cfg.source}: " + "; ".join(errors))
 
 
 def _check_number_format(cfg: Config, errors: list[str]) -> None:

@@ -125,16 +125,27 @@ class MetricsService(service.Service):
 
 
 class WebService(service.Service):
-    """The HTTP side on ``[web] listen``/``port``: the pages (and the API when it lands)."""
+    """The HTTP side on ``[web] listen``/``port``: the API and the pages; HTTPS with a cert."""
 
-    def __init__(self, reactor: Any, listen: str, port: int, root: resource.Resource) -> None:
+    def __init__(self, reactor: Any, listen: str, port: int, root: resource.Resource,
+                 tls_certificate: str = "", tls_key: str = "") -> None:
         self.reactor, self.listen, self.port, self.root = reactor, listen, port, root
+        self.tls_certificate, self.tls_key = tls_certificate, tls_key
         self.listening: Any = None
 
     def startService(self) -> None:
         site = server.Site(self.root)
         site.displayTracebacks = False
-        self.listening = self.reactor.listenTCP(self.port, site, interface=self.listen)
+        if self.tls_certificate:
+            from twisted.internet import ssl
+
+            pem = (Path(self.tls_certificate).read_text() + "\n"
+                   + Path(self.tls_key).read_text())
+            options = ssl.PrivateCertificate.loadPEM(pem).options()
+            self.listening = self.reactor.listenSSL(self.port, site, options,
+                                                    interface=self.listen)
+        else:
+            self.listening = self.reactor.listenTCP(self.port, site, interface=self.listen)
         super().startService()
 
     def stopService(self) -> Any:
@@ -147,15 +158,41 @@ class WebService(service.Service):
 def make_web_root(config: Config, dbpool: DBPool, reactor: Any) -> resource.Resource:
     """Every web face this process serves, mounted under one root."""
     from billing.gateways import load_gateways
+    from webadmin.api.server import ApiServer
     from webadmin.gateway_hook import gateway_hooks
     from webadmin.pages.mount import local_selfcare, site_root
 
     children: dict[bytes, resource.Resource] = {
-        b"my": local_selfcare(config, dbpool, reactor).resource}
+        b"my": local_selfcare(config, dbpool, reactor).resource,
+        b"api": ApiServer(config, dbpool, reactor).resource()}
     gateways = load_gateways(config)
     if gateways:
         children[b"hooks"] = gateway_hooks(gateways, dbpool, config.billing.currency)
     return site_root(children)
+
+
+def web_service(config: Config, dbpool: DBPool, reactor: Any) -> WebService:
+    w = config.web
+    return WebService(reactor, w.listen, w.port, make_web_root(config, dbpool, reactor),
+                      w.tls_certificate, w.tls_key)
+
+
+def make_web_only(config: Config, reactor: Any, *, check_schema: bool = True) -> Radbill:
+    """``radbill web``: the API and the pages alone, no RADIUS (another process or host)."""
+    from core.config import check_web
+
+    check_web(config)
+    dbpool = make_dbpool(config, reactor)
+    if check_schema:
+        try:
+            schema.check_current(dbpool.engine)
+        except Exception:
+            dbpool.engine.dispose()
+            raise
+    root = OrderedMultiService()
+    DBPoolService(dbpool).setServiceParent(root)
+    web_service(config, dbpool, reactor).setServiceParent(root)
+    return Radbill(root=root, dbpool=dbpool, radius=None, credentials=None)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -329,8 +366,7 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
     leadership.setServiceParent(root)
     if config.web.enabled and worker == 0:
         # One web server per node (worker 0): its port is not shared between workers.
-        WebService(reactor, config.web.listen, config.web.port,
-                   make_web_root(config, dbpool, reactor)).setServiceParent(root)
+        web_service(config, dbpool, reactor).setServiceParent(root)
     if config.metrics.enabled:
         MetricsService(reactor, config.metrics.listen, config.metrics.port,
                        shared=workers > 1).setServiceParent(root)

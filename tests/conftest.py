@@ -19,7 +19,7 @@ from core.db import schema
 from core.db.engine import make_engine
 from core.db.pool import DBPool
 
-pytest_plugins = ["tests.browser_support"]
+pytest_plugins = ["tests.browser_support", "tests.api_support"]
 
 MARIADB_URL = os.environ.get("RADBILL_TEST_DATABASE_URL", "")
 IN_CI = os.environ.get("CI", "").lower() == "true"

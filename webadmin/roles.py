@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from webadmin.errors import Forbidden
 
 PERMISSIONS: dict[str, str] = {
+    "me.read": "who the caller is (GET /api/v1/me), and logging out",
     "dashboard.read": "dashboard figures",
     "report.read": "reports",
     "nas.read": "list and show NAS clients (secrets masked)",
@@ -51,23 +52,24 @@ PERMISSIONS: dict[str, str] = {
 }
 
 _ALL_READ = frozenset(p for p in PERMISSIONS if p.endswith(".read")
-                      and not p.startswith(("self.", "audit.")))
+                      and not p.startswith(("self.", "audit.")))  # includes me.read
 _MANAGE = frozenset({"nas.write", "plan.write", "pool.write", "subscriber.write",
                      "subscriber.password", "session.disconnect"})
 _MONEY = frozenset({"payment.write", "account.credit"})
 _SELF = frozenset({"self.read", "self.write"})
+_ME = frozenset({"me.read"})
 
 ROLES: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSIONS) - _SELF - {"selfcare.login"},
     "manager": _ALL_READ | _MANAGE,
-    "cashier": frozenset({"dashboard.read", "subscriber.read", "account.read",
+    "cashier": frozenset({"me.read", "dashboard.read", "subscriber.read", "account.read",
                           "payment.read"}) | _MONEY,
     "support": _ALL_READ | {"session.disconnect"},
-    "reseller": frozenset({"dashboard.read", "report.read", "plan.read", "plan.write",
+    "reseller": frozenset({"me.read", "dashboard.read", "report.read", "plan.read", "plan.write",
                            "subscriber.read", "subscriber.write", "subscriber.password",
                            "account.read", "payment.read", "session.read", "call.read",
                            "session.disconnect", "rating.read"}) | _MONEY,
-    "subscriber": _SELF,
+    "subscriber": _SELF | _ME,
     "selfcare-frontend": frozenset({"selfcare.login"}),
 }
 

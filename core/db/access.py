@@ -104,3 +104,25 @@ class AuditEntry(Base):
 
     __table_args__ = (Index("ix_audit_entry_object_type_object_key", "object_type",
                             "object_key"),)
+
+
+class IdempotencyKey(Base):
+    """The first answer to a money-moving API request, kept under its Idempotency-Key.
+
+    Inserted at the start of the request's own transaction (so a concurrent
+    duplicate waits on the unique key, then finds the answer) and filled with the
+    answer before commit. Keys are per actor: two clients cannot collide.
+    """
+
+    __tablename__ = "api_idempotency"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(160))
+    key: Mapped[str] = mapped_column(String(128))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64), comment="SHA-256 of the request")
+    status: Mapped[int] = mapped_column(Integer, default=0)
+    response: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    __table_args__ = (Index("uq_api_idempotency_actor_key", "actor", "key", unique=True),)

@@ -26,6 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     # Internal: set by the supervising parent for each of its workers.
     p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
+    w = sub.add_parser("web", help="run only the web side (API and pages), no RADIUS",
+                       parents=[common_parent()],
+                       description="The HTTP API and pages on [web] listen/port, against the "
+                                   "configured database: a second process, or another host.")
+    w.set_defaults(func=cmd_web)
 
 
 def workers_arg(text: str) -> int | str:
@@ -128,12 +133,21 @@ def supervise(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def serve_one(config: Config, worker: int = 0, workers: int = 1) -> int:
+def cmd_web(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    setup_logging(config.server.log_level, config.logging.scheduler)
+    return serve_one(config, web_only=True)
+
+
+def serve_one(config: Config, worker: int = 0, workers: int = 1, web_only: bool = False) -> int:
     from twisted.internet import reactor
 
-    from radbill.app import make_service
+    from radbill.app import make_service, make_web_only
 
-    app = make_service(config, reactor, worker=worker, workers=workers)  # type: ignore[arg-type]
+    if web_only:
+        app = make_web_only(config, reactor)
+    else:
+        app = make_service(config, reactor, worker=worker, workers=workers)  # type: ignore[arg-type]
     failure: list[BaseException] = []
 
     def start() -> None:

@@ -1,0 +1,10 @@
+"""Endpoint declarations by concern; importing this package registers them all."""
+
+from webadmin.api.endpoints import (  # noqa: F401
+    access,
+    catalog,
+    docs,
+    money,
+    subscribers,
+    usage,
+)
