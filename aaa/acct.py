@@ -439,7 +439,8 @@ def make_accounting_handler(config: Any, dbpool: DBPool, reactor: Any, *,
                                window=acct.group_commit_ms / 1000.0,
                                max_in_flight=max_in_flight, commit_timeout=commit_timeout)
     replayer = SpoolReplayer(committer, spool, dbpool, policy, usage_sink)
-    sweeper = StaleSweeper(committer, replayer, dbpool, now=now)
+    sweeper = StaleSweeper(committer, replayer, dbpool, now=now,
+                           call_after=timedelta(minutes=acct.stale_call_minutes))
     service = AccountingService(committer, spool, replayer, sweeper, reactor,
                                 replay_interval=replay_interval,
                                 sweep_interval=None if sweep_singleton else sweep_interval)

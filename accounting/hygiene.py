@@ -9,15 +9,17 @@ has closed it: a subscriber is never locked out by a NAS that forgot them.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, Update, func, select, update
 from sqlalchemy.orm import Session
 
-from accounting.models import AcctSession
+from accounting.models import AcctCall, AcctSession
 from accounting.records import ClosedBy
 from accounting.store import STALE_CAUSE
+
+DEFAULT_CALL_AFTER = timedelta(minutes=240)  # [accounting] stale_call_minutes
 
 
 def close_stale_statement(now: datetime) -> Update:
@@ -29,8 +31,29 @@ def close_stale_statement(now: datetime) -> Update:
             .execution_options(synchronize_session=False))
 
 
-def thd_close_stale(session: Session, now: datetime) -> int:
-    return int(session.execute(close_stale_statement(now)).rowcount)  # type: ignore[attr-defined]
+def close_stale_calls_statement(now: datetime, call_after: timedelta) -> Update:
+    """Every open call not heard of for ``call_after``, closed when last heard of.
+
+    Calls have no Interim-Update contract (most voice gateways send none), so
+    the limit is one fixed age (``[accounting] stale_call_minutes``); the index
+    (stopped_at, last_seen_at) finds the open ones without a scan. The cause
+    is only filled in when the gateway gave none.
+    """
+    return (update(AcctCall)
+            .where(AcctCall.stopped_at.is_(None), AcctCall.last_seen_at < now - call_after)
+            .values(stopped_at=AcctCall.last_seen_at,
+                    disconnect_cause=func.coalesce(AcctCall.disconnect_cause, STALE_CAUSE))
+            .execution_options(synchronize_session=False))
+
+
+def thd_close_stale(session: Session, now: datetime,
+                    call_after: timedelta | None = DEFAULT_CALL_AFTER) -> int:
+    """Stale sessions and (unless ``call_after`` is None) stale calls; returns how many."""
+    closed = int(session.execute(close_stale_statement(now)).rowcount)  # type: ignore[attr-defined]
+    if call_after is not None:
+        closed += int(session.execute(  # type: ignore[attr-defined]
+            close_stale_calls_statement(now, call_after)).rowcount)
+    return closed
 
 
 GONE_CAUSE = "Session-Context-Not-Found"

@@ -11,7 +11,9 @@ Index choice (checked with EXPLAIN on MariaDB in tests/test_accounting_indexes.p
   simultaneous-use; closed sessions have no deadline, so only open rows are scanned.
 * ``(nas_id, stopped_at)``: the open sessions of one NAS (Accounting-On/Off, listings).
 * ``(stale_deadline)``: the sweeper's "which open sessions went silent".
-* ``(started_at)``: recent sessions across all subscribers and ``--since``.
+* ``(started_at)``: recent sessions across all subscribers and ``--since``; retention's
+  batches (accounting.retention) walk it in (started_at, id) order.
+* ``acct_call(stopped_at, last_seen_at)``: the sweep's "which open calls went silent".
 
 Invariant kept by accounting.store: a session is open exactly when
 ``stopped_at`` is NULL, and then (and only then) ``stale_deadline`` is set.
@@ -122,6 +124,7 @@ class AcctCall(Base):
         Index("ix_acct_call_subscriber_id_started_at", "subscriber_id", "started_at"),
         Index("ix_acct_call_nas_id_started_at", "nas_id", "started_at"),
         Index("ix_acct_call_started_at", "started_at"),
+        Index("ix_acct_call_stopped_at_last_seen_at", "stopped_at", "last_seen_at"),
     )
 
 

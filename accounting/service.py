@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from twisted.application import service
@@ -18,7 +18,7 @@ from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 
 from accounting.commit import GroupCommitter, Mode, is_outage
-from accounting.hygiene import thd_close_stale
+from accounting.hygiene import DEFAULT_CALL_AFTER, thd_close_stale
 from accounting.spool import AsyncSpool, thd_replay_chunk, thd_skip_entry, thd_spool_position
 from accounting.store import AcctPolicy
 from billing.usage import UsageSink
@@ -127,7 +127,10 @@ class StaleSweeper:
     """Closes sessions that missed their Interim-Updates, unless the spool may hold news."""
 
     def __init__(self, committer: GroupCommitter, replayer: SpoolReplayer, dbpool: DBPool,
-                 now: Callable[[], datetime] = utcnow) -> None:
+                 now: Callable[[], datetime] = utcnow,
+                 call_after: timedelta | None = DEFAULT_CALL_AFTER) -> None:
+        """``call_after``: an open call silent this long is closed (None: calls are left)."""
+        self.call_after = call_after
         self.committer = committer
         self.replayer = replayer
         self.dbpool = dbpool
@@ -139,13 +142,14 @@ class StaleSweeper:
         if self.replayer.pending():
             return 0
         try:
-            count = yield self.dbpool.run(thd_close_stale, self.now())
+            count = yield self.dbpool.run(thd_close_stale, self.now(), self.call_after)
         except Exception as exc:
             log.warning("accounting: stale session sweep failed: %s", exc)
             return 0
         if count:
             self.closed += count
-            log.info("accounting: closed %d stale sessions (no Interim-Update in time)", count)
+            log.info("accounting: closed %d stale sessions and calls (not heard of in time)",
+                     count)
         return count
 
 

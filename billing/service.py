@@ -56,14 +56,20 @@ class BillingService(service.Service):
     name: str = "billing"  # type: ignore[assignment]
 
     def __init__(self, loop: BillingLoop, reactor: Any, interval: int | None = None,
-                 closers: Sequence[Callable[[], Any]] = (), pending_poll: float = 0.0) -> None:
+                 closers: Sequence[Callable[[], Any]] = (), pending_poll: float = 0.0,
+                 periodic: Sequence[tuple[str, float, Callable[[], Any]]] = ()) -> None:
         """``pending_poll``: seconds between checks for unrated usage (0 = none).
+
+        ``periodic``: (name, seconds, fn) jobs that belong with the billing
+        leader, e.g. accounting's retention (it asks billing what to keep);
+        each runs on this scheduler, one at a time, never overlapping itself.
 
         Usage committed by this process kicks a pass directly; usage that other
         workers or nodes commit cannot, so the process that runs the billing
         loop (the cluster's leader for it) looks for it this often.
         """
         self.loop = loop
+        self.periodic = list(periodic)
         self.pending_poll = pending_poll
         self._poller: task.LoopingCall | None = None
         self.closers = list(closers)  # e.g. the CoA sender's socket, closed on stop
@@ -76,6 +82,26 @@ class BillingService(service.Service):
         self._pass_started = 0.0
         self.skipped_ticks = 0  # ticks dropped because a pass was still running
         self.overrunning = False  # passes take longer than the interval (logged once)
+
+    def _periodic_job(self, name: str, fn: Callable[[], Any]) -> None:
+        """Like :meth:`_job`, for one ``periodic`` job: wait for its Deferred on the reactor."""
+        if not self.running:
+            return
+        finished = threading.Event()
+
+        def start() -> None:
+            if not self.running:
+                finished.set()
+                return
+            d = defer.maybeDeferred(fn)
+            d.addErrback(lambda f: log.error("billing job %s failed; it runs again at its "
+                                             "next interval: %s", name, f.getErrorMessage()))
+            d.addBoth(lambda _: finished.set())
+
+        self.reactor.callFromThread(start)
+        while not finished.wait(JOB_POLL_SECONDS):
+            if not self.running or not getattr(self.reactor, "running", True):
+                return
 
     def _job(self) -> None:
         """Runs in a scheduler thread: wait for one whole pass on the reactor.
@@ -162,6 +188,10 @@ class BillingService(service.Service):
         self.scheduler.add_job(self._job, "interval", seconds=self.interval, id=JOB_ID,
                                max_instances=1, coalesce=True, misfire_grace_time=None,
                                next_run_time=datetime.now(UTC))
+        for name, seconds, fn in self.periodic:
+            self.scheduler.add_job(self._periodic_job, "interval", args=(name, fn),
+                                   seconds=seconds, id=name, max_instances=1, coalesce=True,
+                                   misfire_grace_time=None)
         self.scheduler.start()
         if self.pending_poll > 0:
             self._poller = task.LoopingCall(self._poll_pending)

@@ -166,6 +166,23 @@ class AccountingConfig:
     default_interim_interval: int = opt(300, _positive)
     group_commit_ms: float = opt(5.0, _non_negative)
     spool_file: str = opt("", doc="empty means <data_dir>/accounting.spool")
+    stale_call_minutes: int = opt(
+        240, _positive, doc="an open call not heard of for this long is closed as stale "
+                            "(voice gateways seldom send Interim-Updates: set it above the "
+                            "longest call)")
+    keep_days: int = opt(0, _non_negative,
+                         doc="closed sessions older than this many days are archived or "
+                             "deleted (see retention); 0 = keep forever")
+    keep_call_days: int = opt(0, _non_negative,
+                              doc="the same for calls; 0 = keep forever")
+    retention: str = opt("archive", _one_of("archive", "delete"),
+                         doc="archive: move old rows into acct_session_archive_YYYYMM / "
+                             "acct_call_archive_YYYYMM; delete: drop them")
+    retention_batch: int = opt(500, lambda v: None if 1 <= v <= 10000 else "must be 1..10000",
+                               doc="rows per retention transaction (each holds its row "
+                                   "locks only for that batch)")
+    retention_interval: int = opt(3600, _positive,
+                                  doc="seconds between the billing leader's retention runs")
 
 
 @dataclass(frozen=True)

@@ -218,6 +218,27 @@ def card_policy(config: Config) -> Any:
                       lockout=timedelta(minutes=c.lockout_minutes))
 
 
+RETENTION_MAX_BATCHES = 2000  # per kind and run; the next run goes on from there
+
+
+def retention_jobs(config: Config, dbpool: DBPool, reactor: Any) -> list[tuple[str, float, Any]]:
+    """Accounting's retention as a job of the billing leader (it asks billing what to keep)."""
+    from accounting.retention import RetentionSettings, run_retention
+    from billing.retention_guard import make_retention_guard
+    from billing.statements import StatementSettings
+
+    settings = RetentionSettings.from_config(config)
+    if not (settings.keep_days or settings.keep_call_days):
+        return []
+    guard = make_retention_guard(StatementSettings.from_config(config))
+
+    def run() -> Any:
+        return run_retention(dbpool, settings, guard, clock=reactor,
+                             max_batches=RETENTION_MAX_BATCHES, pause=0.01)
+
+    return [("accounting-retention", float(config.accounting.retention_interval), run)]
+
+
 def make_dbpool(config: Config, reactor: Any) -> DBPool:
     engine = make_engine(config.database_url, pool_size=config.database.pool_size,
                          pool_recycle=config.database.pool_recycle,
@@ -307,7 +328,8 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
 
         loop, coa = make_billing_loop(config, dbpool, reactor, on_session_gone=session_gone)
         billing_service = BillingService(loop, reactor, closers=[coa.close],
-                                         pending_poll=config.billing.pending_poll_interval)
+                                         pending_poll=config.billing.pending_poll_interval,
+                                         periodic=retention_jobs(config, dbpool, reactor))
 
     if access_hooks is None:
         # Cheapest reject first; the billing reservation before anything is allocated;

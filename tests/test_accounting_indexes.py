@@ -19,6 +19,7 @@ from accounting.hygiene import close_stale_statement, count_live_statement
 from accounting.models import AcctSession
 from accounting.queries import SessionFilter, session_list_statement
 from accounting.records import AcctStatus
+from accounting.retention import Cursor, batch_read_statement
 from accounting.store import SESSION_TABLE, lock_statement, nas_event_statement
 from core.db.models import Nas, Subscriber
 from tests.test_accounting_support import T0, rec
@@ -143,3 +144,12 @@ def test_group_commit_session_key_lookup(engine: Engine, big: dict[str, Any]) ->
     (row,) = explain(engine, lock_statement(SESSION_TABLE, keys, "session_key"))
     assert row["key"] == "ix_acct_session_session_key" and row["type"] == "range", row
     assert int(row["rows"]) <= 200, row
+
+
+def test_retention_batches_walk_the_started_at_index(engine: Engine, big: dict[str, Any]) -> None:
+    """Retention reads its batches along (started_at), in index order: no scan, no filesort."""
+    for cursor in (None, Cursor(T0 - timedelta(hours=SESSIONS - 100), 100)):
+        plan = explain(engine, batch_read_statement("sessions", T0 - timedelta(hours=5000),
+                                                    cursor, 500))
+        assert plan[0]["key"] == "ix_acct_session_started_at", plan
+        assert "filesort" not in (plan[0]["Extra"] or ""), plan

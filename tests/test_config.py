@@ -55,6 +55,12 @@ stale_after_intervals = 4
 default_interim_interval = 600
 group_commit_ms = 0
 spool_file = "/srv/radbill/acct.spool"
+stale_call_minutes = 90
+keep_days = 400
+keep_call_days = 800
+retention = "delete"
+retention_batch = 250
+retention_interval = 600
 
 [billing]
 loop_interval = 10
@@ -230,6 +236,9 @@ def test_full_config_parses_every_value() -> None:
     assert cfg.radius.duplicate_window == 7.0 and isinstance(cfg.radius.duplicate_window, float)
     assert cfg.radius.credential_cache_ttl == 0.0 and cfg.radius.max_in_flight == 100
     assert cfg.accounting.spool_file == "/srv/radbill/acct.spool"
+    assert (cfg.accounting.keep_days, cfg.accounting.keep_call_days, cfg.accounting.retention,
+            cfg.accounting.retention_batch, cfg.accounting.retention_interval,
+            cfg.accounting.stale_call_minutes) == (400, 800, "delete", 250, 600, 90)
     assert cfg.billing.currency == "EUR" and cfg.coa.retries == 0 and cfg.coa.timeout == 1.5
     assert (cfg.server.worker_count, cfg.cluster.lease_seconds,
             cfg.billing.pending_poll_interval) == (2, 9.0, 0.5)

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "radbill.cli.subscriber",
     "radbill.cli.session",
     "radbill.cli.call",
+    "radbill.cli.accounting",
     "radbill.cli.billing",
     "radbill.cli.card",
     "radbill.cli.statement",
