@@ -15,19 +15,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from billing.money import check_currency, parse_amount, parse_price
+from billing.money import check_currency
 from billing.tariff_store import Applied, describe_tariff
 from billing.tariffs import (
     AfterAllowance,
     Period,
     TariffSpec,
-    check_timezone,
     parse_tariff_toml,
 )
 from core.errors import InvalidInput
 from radbill.cli.context import CliContext, run_as
 from radbill.cli.output import add_out_argument, emit_object
-from webadmin.service import catalog
+from webadmin.service import catalog, prices
 
 PRICE_DESTS = ("price_per_minute", "price_per_second", "increment", "price_per_mb",
                "price_per_mb_in", "price_per_mb_out", "monthly_fee", "daily_fee",
@@ -73,50 +72,8 @@ def add_price_options(parser: argparse.ArgumentParser) -> None:
 
 def price_spec(name: str, args: argparse.Namespace, currency: str) -> TariffSpec | None:
     """The TariffSpec the given flags describe, or None when no price flag was given."""
-    given = {d: getattr(args, d) for d in PRICE_DESTS if hasattr(args, d)}
-    if not given:
-        return None
-    values: dict[str, Any] = {}
-    if "price_per_minute" in given and "price_per_second" in given:
-        raise InvalidInput("give --price-per-minute or --price-per-second, not both")
-    if "price_per_minute" in given:
-        values.update(time_price=parse_price(given["price_per_minute"], "--price-per-minute"),
-                      time_unit=60)
-    if "price_per_second" in given:
-        values.update(time_price=parse_price(given["price_per_second"], "--price-per-second"),
-                      time_unit=1)
-    if "increment" in given:
-        if not 1 <= given["increment"] <= 3600:
-            raise InvalidInput("--increment must be 1..3600 seconds")
-        values["time_increment"] = given["increment"]
-    if "price_per_mb" in given:
-        p = parse_price(given["price_per_mb"], "--price-per-mb")
-        values.update(price_per_mb_in=p, price_per_mb_out=p)
-    for d in ("price_per_mb_in", "price_per_mb_out", "monthly_fee", "daily_fee"):
-        if d in given:
-            values[d] = parse_price(given[d], "--" + d.replace("_", "-"))
-    if "credit_limit" in given:
-        values["credit_limit"] = parse_amount(given["credit_limit"], currency,
-                                              what="--credit-limit")
-    if "timezone" in given:
-        values["timezone"] = check_timezone(given["timezone"])
-    allowance = None
-    allowance_flags = {"allowance_minutes", "allowance_mb", "allowance_period",
-                       "after_allowance", "throttle_rate_limit"} & set(given)
-    if given.get("no_allowance") and allowance_flags:
-        raise InvalidInput("give --no-allowance or allowance options, not both")
-    if allowance_flags:
-        from billing.tariffs import make_allowance
-
-        allowance = make_allowance({
-            "period": given.get("allowance_period", "month"),
-            "minutes": given.get("allowance_minutes", 0),
-            "traffic_mb": given.get("allowance_mb", 0),
-            "after": given.get("after_allowance", "charge"),
-            **({"throttle_rate_limit": given["throttle_rate_limit"]}
-               if "throttle_rate_limit" in given else {})}, "allowance")
-    return TariffSpec(plan_name=name, values=values, allowance=allowance,
-                      clear_allowance=bool(given.get("no_allowance")))
+    return prices.price_spec(name, {d: getattr(args, d) for d in PRICE_DESTS
+                                    if hasattr(args, d)}, currency)
 
 
 def add_plan_price_commands(psub: argparse._SubParsersAction[argparse.ArgumentParser],

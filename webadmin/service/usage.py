@@ -101,3 +101,9 @@ def thd_billing_state(session: Session, caller: Caller) -> dict[str, Any]:
                              .where(BillingAccount.status == AccountStatus.BLOCKED.value))
     return {"pending_usage": int(pending or 0), "oldest_pending_at": oldest,
             "blocked_accounts": int(blocked or 0)}
+
+
+def thd_billing_run_started(session: Session, caller: Caller) -> None:
+    """Check ``billing.run`` and audit that a pass was asked for (the pass runs after)."""
+    caller.require("billing.run")
+    audit.record(session, caller, "billing.run", "billing", "pass", None, {"requested": True})

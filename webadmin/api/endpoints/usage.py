@@ -172,3 +172,36 @@ class BillingState(m.Out):
               response=BillingState, item="billing", tag="billing")
 async def billing_state(ctx: Any) -> Any:
     return await ctx.run(usage.thd_billing_state)
+
+
+@API.endpoint("POST", "/billing/run", "billing.run",
+              "one billing pass now: rate usage, fees, holds, cut-offs", response=m.Obj,
+              item="billing_pass", tag="billing")
+async def billing_run(ctx: Any) -> Any:
+    from aaa.billing_hook import make_billing_loop
+
+    api = ctx.api
+    await ctx.run(usage.thd_billing_run_started)
+    loop, coa = make_billing_loop(api.config, api.dbpool, api.reactor)
+    try:
+        result = await loop.run_once()
+    finally:
+        coa.close()
+    return result.as_dict()
+
+
+class LedgerCheck(m.Out):
+    accounts: int
+    entries: int
+    ok: bool
+
+
+@API.endpoint("GET", "/ledger/check", "billing.read",
+              "every cached balance against the sum of its ledger entries",
+              response=LedgerCheck, item="ledger_check", tag="billing")
+async def ledger_check(ctx: Any) -> Any:
+    r = await ctx.run(money.thd_ledger_check)
+    return {"accounts": r.accounts, "entries": r.entries, "ok": not r.mismatches,
+            "mismatches": [{"account_id": x.account_id, "subscriber_id": x.subscriber_id,
+                            "cached_balance": x.cached, "ledger_sum": x.ledger_sum}
+                           for x in r.mismatches]}
