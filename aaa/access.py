@@ -101,15 +101,15 @@ class AccessHandler:
             if fallback is None:
                 return Decision(Outcome.UNKNOWN_LOGIN, detail=f"login {user_name!r}")
             return then(fallback, self._created, client, pkt, name_raw, user_name)
-        return then(self.authenticator.authenticate(pkt, name_raw, sub), self._authenticated,
-                    client, pkt, user_name, sub)
+        return then(self.authenticator.authenticate(pkt, name_raw, sub, client),
+                    self._authenticated, client, pkt, user_name, sub)
 
     def _created(self, sub: SubscriberAuth | None, client: NasClient, pkt: Packet,
                  name_raw: bytes, user_name: str) -> Maybe[Decision]:
         if sub is None:
             return Decision(Outcome.UNKNOWN_LOGIN, detail=f"login {user_name!r} (voucher refused)")
-        return then(self.authenticator.authenticate(pkt, name_raw, sub), self._authenticated,
-                    client, pkt, user_name, sub)
+        return then(self.authenticator.authenticate(pkt, name_raw, sub, client),
+                    self._authenticated, client, pkt, user_name, sub)
 
     def _authenticated(self, result: AuthResult, client: NasClient, pkt: Packet,
                        user_name: str, sub: SubscriberAuth) -> Maybe[Decision]:

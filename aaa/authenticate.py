@@ -13,21 +13,25 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pyrad.packet import Packet
-from twisted.internet import threads
+from twisted.python.failure import Failure
 
 from aaa import chap, mschap
 from aaa.credentials import SubscriberAuth
-from aaa.errors import CryptoInputError
+from aaa.errors import CryptoInputError, Shed
 from aaa.legacy_passwords import verify_legacy
-from aaa.maybe import Maybe, then
+from aaa.maybe import Maybe
 from aaa.outcome import Outcome
-from aaa.pap import decrypt_user_password
-from aaa.verifier import PasswordVerifier
+from aaa.pap import decrypt_user_password, verify_password
+from aaa.slowqueue import Priority
+from aaa.throttle import FailureThrottle
+from aaa.verifier import PasswordVerifier, SlowCheck
 
 log = logging.getLogger(__name__)
 
 USER_PASSWORD = 2
 CHAP_PASSWORD = 3
+NAS_PORT = 5
+NAS_PORT_ID = 87
 CHAP_CHALLENGE = 60
 EAP_MESSAGE = 79
 MICROSOFT = 311
@@ -74,29 +78,36 @@ def eap_method_name(pkt: Packet) -> str:
     return "EAP"
 
 
-def _pap_result(ok: bool) -> AuthResult:
-    return AuthResult(Outcome.ACCEPT if ok else Outcome.WRONG_PASSWORD, "pap")
-
-
 class PasswordUpgrade(Protocol):
     """Stores an argon2 hash for a subscriber verified by NT hash (see _pap)."""
 
     def __call__(self, sub: SubscriberAuth, password: str) -> None: ...
 
 
+def port_key(client: object, pkt: Packet) -> tuple[str, bytes] | None:
+    """The NAS port a request came in on, for the per-port throttle; None when not named."""
+    port = raw(pkt, NAS_PORT_ID) or raw(pkt, NAS_PORT)
+    if port is None or client is None:
+        return None
+    return (str(getattr(client, "name", client)), port)
+
+
 class Authenticator:
     def __init__(self, verifier: PasswordVerifier,
-                 upgrade: PasswordUpgrade | None = None) -> None:
+                 upgrade: PasswordUpgrade | None = None,
+                 throttle: FailureThrottle | None = None) -> None:
+        """``throttle``: wrong PAP passwords per login and per NAS port (aaa.throttle)."""
         self.verifier = verifier
         self.upgrade = upgrade
+        self.throttle = throttle
 
     def authenticate(self, pkt: Packet, user_name: bytes,
-                     sub: SubscriberAuth) -> Maybe[AuthResult]:
+                     sub: SubscriberAuth, client: object = None) -> Maybe[AuthResult]:
         """The result at once, or a Deferred when argon2 has to run (aaa.maybe)."""
         method = detect_method(pkt)
         try:
             if method == "pap":
-                return self._pap(pkt, sub)
+                return self._pap(pkt, sub, client)
             if method == "chap":
                 return self._chap(pkt, sub)
             if method == "mschapv2":
@@ -114,23 +125,74 @@ class Authenticator:
                           detail=f"{name} is not supported (terminate EAP in FreeRADIUS and "
                                  "proxy the inner request: docs/migration.md)")
 
-    def _pap(self, pkt: Packet, sub: SubscriberAuth) -> Maybe[AuthResult]:
+    def _pap(self, pkt: Packet, sub: SubscriberAuth, client: object) -> Maybe[AuthResult]:
         password = decrypt_user_password(raw(pkt, USER_PASSWORD) or b"", pkt.secret,
                                          pkt.authenticator)
-        if sub.password_hash is None:
-            if sub.nt_hash is None and sub.legacy_hash is not None:
-                return self._pap_by_legacy_hash(password, sub)
-            return self._pap_by_nt_hash(password, sub)
-        return then(self.verifier.verify(sub.login, sub.password_hash, password), _pap_result)
+        if sub.password_hash is not None:
+            return self._pap_slow(sub, sub.password_hash, password, verify_password,
+                                  port_key(client, pkt), upgrade=False)
+        if sub.nt_hash is None and sub.legacy_hash is not None:
+            return self._pap_slow(sub, sub.legacy_hash, password, verify_legacy,
+                                  port_key(client, pkt), upgrade=True)
+        return self._pap_by_nt_hash(password, sub)
+
+    def _pap_slow(self, sub: SubscriberAuth, credential: str, password: bytes,
+                  check: SlowCheck, port: object, upgrade: bool) -> Maybe[AuthResult]:
+        """A stored hash: its verifier at once, else argon2 (or the legacy check) queued.
+
+        A legacy hash imported from FreeRADIUS (aaa.legacy_passwords) is replaced after its
+        first success (``upgrade``): argon2 and the NT hash are stored, in the background.
+        """
+        if self.verifier.known(sub, credential, password):
+            return self._pap_accepted(sub, password, upgrade)
+        keys: list[object] = [("login", sub.id)]
+        if port is not None:
+            keys.append(port)
+        throttle = self.throttle
+        priority = Priority.LOGIN
+        if throttle is not None:
+            if any(throttle.throttled(k) for k in keys):
+                return AuthResult(Outcome.THROTTLED, "pap",
+                                  detail="too many wrong passwords lately")
+            if any(throttle.suspect(k) for k in keys):
+                priority = Priority.SUSPECT
+        d = self.verifier.slow(sub, credential, password, check, priority)
+
+        def checked(ok: bool) -> AuthResult:
+            if throttle is not None:
+                for k in keys:
+                    if ok and k == keys[0]:
+                        throttle.succeeded(k)
+                    elif not ok:
+                        throttle.failed(k)
+            if not ok:
+                return AuthResult(Outcome.WRONG_PASSWORD, "pap")
+            return self._pap_accepted(sub, password, upgrade)
+
+        def shed(f: Failure) -> AuthResult:
+            f.trap(Shed)
+            return AuthResult(Outcome.SHED, "pap", detail=f.getErrorMessage())
+
+        return d.addCallbacks(checked, shed)
+
+    def _pap_accepted(self, sub: SubscriberAuth, password: bytes, upgrade: bool) -> AuthResult:
+        if upgrade and self.upgrade is not None:
+            try:
+                self.upgrade(sub, password.decode("utf-8"))
+            except UnicodeDecodeError:
+                log.info("%s: legacy hash kept, the password is not UTF-8", sub.login)
+        return AuthResult(Outcome.ACCEPT, "pap")
 
     def _pap_by_nt_hash(self, password: bytes, sub: SubscriberAuth) -> AuthResult:
         """PAP for a subscriber whose argon2 hash is still pending (a bulk import).
 
         Importing stores only the NT hash, which MS-CHAPv2 needs anyway (argon2
         for 10,000 rows would take minutes); the first PAP login proves the
-        password, and the argon2 hash is stored from it then. Until then the
-        protection is that of the NT hash, which every MS-CHAP-capable
-        subscriber has regardless.
+        password, and the argon2 hash is stored from it then, by background work
+        that waits behind every login in the slow queue (aaa.password_upgrade), so
+        10,000 first logins at once are not 10,000 argon2 hashes at once. Until then
+        the protection is that of the NT hash, which every MS-CHAP-capable subscriber
+        has regardless.
         """
         if sub.nt_hash is None:
             return AuthResult(Outcome.WRONG_PASSWORD, "pap", detail="no PAP password stored")
@@ -143,28 +205,6 @@ class Authenticator:
         if self.upgrade is not None:
             self.upgrade(sub, text)
         return AuthResult(Outcome.ACCEPT, "pap")
-
-    def _pap_by_legacy_hash(self, password: bytes, sub: SubscriberAuth) -> Maybe[AuthResult]:
-        """PAP against a hash imported from FreeRADIUS (aaa.legacy_passwords), in a thread.
-
-        A success hands the password to the upgrade, which replaces the legacy hash with
-        argon2 and the NT hash, so the legacy hash verifies at most until this login.
-        """
-        reactor = self.verifier.reactor
-        d = threads.deferToThreadPool(reactor, reactor.getThreadPool(), verify_legacy,
-                                      sub.legacy_hash, password)
-
-        def checked(ok: bool) -> AuthResult:
-            if not ok:
-                return AuthResult(Outcome.WRONG_PASSWORD, "pap")
-            if self.upgrade is not None:
-                try:
-                    self.upgrade(sub, password.decode("utf-8"))
-                except UnicodeDecodeError:
-                    log.info("%s: legacy hash kept, the password is not UTF-8", sub.login)
-            return AuthResult(Outcome.ACCEPT, "pap")
-
-        return d.addCallback(checked)
 
     def _chap(self, pkt: Packet, sub: SubscriberAuth) -> AuthResult:
         if sub.cleartext is None:

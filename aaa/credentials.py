@@ -16,7 +16,9 @@ about twice as much CPU per row; and a cache hit costs no Deferred at all.
 from __future__ import annotations
 
 import random
+from collections import deque
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -25,6 +27,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from aaa.maybe import Maybe
+from aaa.models import PapVerifier
 from core.db.models import Plan, Subscriber, SubscriberStatus
 from core.db.pool import DBPool
 
@@ -54,6 +57,7 @@ class SubscriberAuth:
     static_ip: str | None
     plan: PlanService | None
     legacy_hash: str | None = None  # an imported FreeRADIUS hash (aaa.legacy_passwords)
+    pap_verifier: bytes | None = None  # aaa.models.PapVerifier.tag, loaded in the same SELECT
 
     def __repr__(self) -> str:
         return f"SubscriberAuth(id={self.id}, login={self.login!r}, status={self.status})"
@@ -61,21 +65,39 @@ class SubscriberAuth:
 
 _S = Subscriber.__table__.c
 _P = Plan.__table__.c
-_LOAD_SUBSCRIBER = (
+_V = PapVerifier.__table__.c
+_COLUMNS = (
     select(_S.id, _S.login, _S.status, _S.password_hash, _S.nt_hash, _S.legacy_hash,
            _S.chap_enabled,
            _S.cleartext_password, _S.static_ip, _P.id.label("plan_id"),
            _P.name.label("plan_name"), _P.rate_limit, _P.session_timeout, _P.idle_timeout,
-           _P.interim_interval, _P.simultaneous_use, _P.framed_protocol, _P.extra_reply)
-    .select_from(Subscriber.__table__.outerjoin(Plan.__table__, _S.plan_id == _P.id))
-    .where(_S.login == bindparam("login"))
+           _P.interim_interval, _P.simultaneous_use, _P.framed_protocol, _P.extra_reply,
+           _V.tag.label("pap_verifier"))
+    .select_from(Subscriber.__table__.outerjoin(Plan.__table__, _S.plan_id == _P.id)
+                 .outerjoin(PapVerifier.__table__, _V.subscriber_id == _S.id))
 )
+_LOAD_SUBSCRIBER = _COLUMNS.where(_S.login == bindparam("login"))
+_LOAD_SUBSCRIBERS = _COLUMNS.where(_S.login.in_(bindparam("logins", expanding=True)))
+
+#: Logins per batched load: one SELECT instead of up to 500 (a restart's login storm).
+BATCH = 500
 
 
 def thd_load_subscriber(session: Session, login: str) -> SubscriberAuth | None:
     row = session.execute(_LOAD_SUBSCRIBER, {"login": login}).one_or_none()
-    if row is None:
-        return None
+    return None if row is None else _subscriber(row)
+
+
+def thd_load_subscribers(session: Session, logins: list[str]
+                         ) -> dict[str, SubscriberAuth | None]:
+    """Several logins in one SELECT; every asked login is a key (None: no such login)."""
+    found: dict[str, SubscriberAuth | None] = dict.fromkeys(logins)
+    for row in session.execute(_LOAD_SUBSCRIBERS, {"logins": sorted(set(logins))}):
+        found[row.login] = _subscriber(row)
+    return found
+
+
+def _subscriber(row: Any) -> SubscriberAuth:
     plan = None
     if row.plan_id is not None:
         plan = PlanService(id=row.plan_id, name=row.plan_name, rate_limit=row.rate_limit,
@@ -91,7 +113,8 @@ def thd_load_subscriber(session: Session, login: str) -> SubscriberAuth | None:
         chap_enabled=row.chap_enabled,
         cleartext=(row.cleartext_password.encode() if row.chap_enabled
                    and row.cleartext_password is not None else None),
-        static_ip=row.static_ip, plan=plan, legacy_hash=row.legacy_hash)
+        static_ip=row.static_ip, plan=plan, legacy_hash=row.legacy_hash,
+        pap_verifier=bytes.fromhex(row.pap_verifier) if row.pap_verifier else None)
 
 
 class CredentialStore:
@@ -106,7 +129,16 @@ class CredentialStore:
     MAX_PLANS = 10_000
 
     def __init__(self, dbpool: DBPool, clock: IReactorTime, ttl: float = 10.0,
-                 max_entries: int = 200_000) -> None:
+                 max_entries: int = 200_000, max_loads: int | None = None) -> None:
+        """``max_loads``: loads running at once; misses beyond wait and go in batches.
+
+        None starts one load per missing login at once. With a bound, a storm of
+        misses (every subscriber after a restart) costs one SELECT per BATCH
+        logins instead of one each: the cold login rate of bench/pap_cold_bench.py.
+        """
+        self.max_loads = max_loads
+        self._loads_running = 0
+        self._waiting_loads: deque[tuple[str, float, list[Any]]] = deque()
         self.dbpool = dbpool
         self.clock = clock
         self.ttl = ttl
@@ -131,10 +163,36 @@ class CredentialStore:
         waiters = [waiting]
         if self.ttl > 0:  # ttl 0 promises a fresh read for every request: no sharing
             self._loading[login] = waiters
-        d = self.dbpool.run(thd_load_subscriber, login)
-        d.addCallbacks(self._loaded, self._failed, callbackArgs=(login, now, waiters),
-                       errbackArgs=(login, waiters))
+        if self.max_loads is None:
+            d = self.dbpool.run(thd_load_subscriber, login)
+            d.addCallbacks(self._loaded, self._failed, callbackArgs=(login, now, waiters),
+                           errbackArgs=(login, waiters))
+        elif self._loads_running < self.max_loads:
+            self._load_batch([(login, now, waiters)])
+        else:
+            self._waiting_loads.append((login, now, waiters))
         return waiting
+
+    def _load_batch(self, items: list[tuple[str, float, list[Any]]]) -> None:
+        self._loads_running += 1
+        d = self.dbpool.run(thd_load_subscribers, [login for login, _, _ in items])
+
+        def loaded(found: dict[str, SubscriberAuth | None]) -> None:
+            for login, started, waiters in items:
+                self._loaded(found.get(login), login, started, waiters)
+
+        def failed(failure: Failure) -> None:
+            for login, _, waiters in items:
+                self._failed(failure, login, waiters)
+
+        d.addCallbacks(loaded, failed)
+        d.addBoth(self._batch_done)
+
+    def _batch_done(self, _: object) -> None:
+        self._loads_running -= 1
+        if self._waiting_loads:
+            take = min(BATCH, len(self._waiting_loads))
+            self._load_batch([self._waiting_loads.popleft() for _ in range(take)])
 
     def _loaded(self, result: SubscriberAuth | None, login: str, started: float,
                 waiters: list[defer.Deferred[SubscriberAuth | None]]) -> None:

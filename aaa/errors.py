@@ -1,5 +1,7 @@
 """Exceptions shared by the AAA modules."""
 
+from core.errors import RadbillError
+
 
 class CryptoInputError(ValueError):
     """A malformed authentication attribute or crypto input.
@@ -14,3 +16,11 @@ class CryptoInputError(ValueError):
 
 class DictionaryError(Exception):
     """The RADIUS dictionary files are missing or do not parse."""
+
+
+class PapKeyError(RadbillError):
+    """The PAP verifier key file cannot be made or read (``radius.pap_key_file``)."""
+
+
+class Shed(Exception):
+    """A slow password check was dropped: its queue was full (aaa.slowqueue)."""

@@ -31,6 +31,10 @@ class Outcome(enum.StrEnum):
     STATUS_OK = "status-ok"
     ACCOUNTING_STORED = "accounting-stored"
     ACCOUNTING_IGNORED = "accounting-ignored"
+    THROTTLED = "throttled"  # too many wrong passwords for this login or NAS port lately
+    SHED = "shed"  # the slow password check did not fit its queue (aaa.slowqueue)
+    DATABASE_DOWN = "database-down"  # radius.on_database_down = "drop"
+    DATABASE_DOWN_REJECT = "database-down-reject"  # radius.on_database_down = "reject"
     FAILED = "failed"
 
 
@@ -55,6 +59,13 @@ ACCESS_REPLIES: dict[Outcome, ReplyRule] = {
     Outcome.MALFORMED_CREDENTIALS: ReplyRule(P.AccessReject, "Malformed credentials"),
     Outcome.MISCONFIGURED: ReplyRule(P.AccessReject, "Service configuration error"),
     Outcome.STATUS_OK: ReplyRule(P.AccessAccept),
+    Outcome.THROTTLED: ReplyRule(P.AccessReject, "Too many failed logins, try again later"),
+    # No reply: the NAS resends later, when the queue has room again.
+    Outcome.SHED: ReplyRule(None),
+    # No reply: the NAS fails over to another RADIUS server, or retries.
+    Outcome.DATABASE_DOWN: ReplyRule(None),
+    Outcome.DATABASE_DOWN_REJECT: ReplyRule(P.AccessReject,
+                                            "Service temporarily unavailable"),
     Outcome.FAILED: ReplyRule(None),
 }
 

@@ -135,6 +135,8 @@ class DatabaseConfig:
     pool_size: int = opt(8, _positive, doc="connections, and DB threads (SQLite uses 1)")
     pool_recycle: int = opt(3600, _positive, doc="seconds before a MariaDB connection is renewed")
     connect_timeout: int = opt(5, _positive)
+    read_timeout: int = opt(30, _positive, doc="seconds a MariaDB statement may take before "
+                                               "the connection counts as lost (a hung server)")
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,20 @@ class RadiusConfig:
                                   "net.core.rmem_max); 0 keeps the system default")
     max_in_flight: int = opt(2048, _positive,
                              doc="requests being processed at once before new ones are dropped")
+    pap_key_file: str = opt("", doc="key of the PAP verifiers (0600, made at first start); "
+                                    "empty means <data_dir>/pap.key")
+    slow_checks: int = opt(2, _positive, doc="password checks (argon2, legacy hashes) running "
+                                             "at once")
+    slow_queue: int = opt(64, _non_negative, doc="password checks waiting; beyond, the newest "
+                                                 "or least deserving is dropped (logged, counted)")
+    max_failures: int = opt(5, _positive, doc="wrong PAP passwords per login, and per NAS port, "
+                                              "before slow checks for it are refused")
+    failure_window: float = opt(60.0, _positive, doc="seconds over which failures are counted")
+    failure_lockout: float = opt(60.0, _positive, doc="seconds a throttled login or port waits")
+    on_database_down: str = opt("drop", _one_of("drop", "reject", "cache"),
+                                doc="Access-Requests while the database is unreachable: drop "
+                                    "(no reply, the NAS fails over), reject, or cache (answer "
+                                    "from memory what needs no database write)")
 
 
 @dataclass(frozen=True)

@@ -242,7 +242,8 @@ def retention_jobs(config: Config, dbpool: DBPool, reactor: Any) -> list[tuple[s
 def make_dbpool(config: Config, reactor: Any) -> DBPool:
     engine = make_engine(config.database_url, pool_size=config.database.pool_size,
                          pool_recycle=config.database.pool_recycle,
-                         connect_timeout=config.database.connect_timeout)
+                         connect_timeout=config.database.connect_timeout,
+                         read_timeout=config.database.read_timeout)
     return DBPool(engine, reactor)
 
 
@@ -275,6 +276,25 @@ def orphan_spools(config: Config, workers: int) -> list[str]:
         finally:
             spool.close()
     return found
+
+
+def make_authenticator(config: Config, dbpool: DBPool, reactor: Any,
+                       credentials: CredentialStore) -> Authenticator:
+    """PAP verifiers under the key file, the bounded slow queue and the failure throttle."""
+    from aaa.pap_key import load_or_create_key
+    from aaa.slowqueue import SlowCheckQueue
+    from aaa.throttle import FailureThrottle
+    from aaa.verifier import thd_store_verifiers
+
+    r = config.radius
+    key = load_or_create_key(Path(r.pap_key_file or Path(config.server.data_dir) / "pap.key"))
+    queue = SlowCheckQueue(reactor, running=r.slow_checks, waiting=r.slow_queue,
+                           lines_per_minute=config.logging.reject_lines_per_minute)
+    verifier = PasswordVerifier(reactor, key, queue,
+                                store=lambda rows: dbpool.run(thd_store_verifiers, rows))
+    throttle = FailureThrottle(reactor, r.max_failures, r.failure_window, r.failure_lockout)
+    return Authenticator(verifier, PasswordUpgrader(dbpool, reactor, credentials, verifier),
+                         throttle)
 
 
 def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = True,
@@ -314,12 +334,11 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
     root = OrderedMultiService()
     DBPoolService(dbpool).setServiceParent(root)
 
-    credentials = CredentialStore(dbpool, reactor, ttl=config.radius.credential_cache_ttl)  # type: ignore[arg-type]
+    credentials = CredentialStore(dbpool, reactor, ttl=config.radius.credential_cache_ttl,  # type: ignore[arg-type]
+                                  max_loads=2)
     CredentialWatcher(credentials, dbpool, reactor,  # type: ignore[arg-type]
                       config.radius.credential_poll_interval).setServiceParent(root)
-    authenticator = Authenticator(
-        PasswordVerifier(reactor),  # type: ignore[arg-type]
-        PasswordUpgrader(dbpool, reactor, credentials))  # type: ignore[arg-type]
+    authenticator = make_authenticator(config, dbpool, reactor, credentials)
 
     billing_service = None
     if billing:

@@ -38,7 +38,8 @@ class Credentials:
 
 
 class Accept:
-    def authenticate(self, pkt: Any, name: bytes, sub: SubscriberAuth) -> AuthResult:
+    def authenticate(self, pkt: Any, name: bytes, sub: SubscriberAuth,
+                     client: Any = None) -> AuthResult:
         return AuthResult(Outcome.ACCEPT, "pap")
 
 

@@ -37,6 +37,7 @@ url = "mysql+pymysql://radbill:pw@127.0.0.1:3306/radbill"
 pool_size = 16
 pool_recycle = 1800
 connect_timeout = 3
+read_timeout = 20
 
 [radius]
 listen = ["127.0.0.1", "::1"]
@@ -49,6 +50,13 @@ credential_cache_ttl = 0
 credential_poll_interval = 0.5
 receive_buffer = 0
 max_in_flight = 100
+pap_key_file = "/etc/radbill/pap.key"
+slow_checks = 3
+slow_queue = 10
+max_failures = 7
+failure_window = 30.0
+failure_lockout = 120.0
+on_database_down = "cache"
 
 [accounting]
 stale_after_intervals = 4
@@ -235,6 +243,11 @@ def test_full_config_parses_every_value() -> None:
     assert (cfg.radius.auth_port, cfg.radius.acct_port) == (11812, 11813)
     assert cfg.radius.duplicate_window == 7.0 and isinstance(cfg.radius.duplicate_window, float)
     assert cfg.radius.credential_cache_ttl == 0.0 and cfg.radius.max_in_flight == 100
+    assert (cfg.radius.pap_key_file, cfg.radius.slow_checks, cfg.radius.slow_queue) == (
+        "/etc/radbill/pap.key", 3, 10)
+    assert (cfg.radius.max_failures, cfg.radius.failure_window, cfg.radius.failure_lockout,
+            cfg.radius.on_database_down) == (7, 30.0, 120.0, "cache")
+    assert cfg.database.read_timeout == 20
     assert cfg.accounting.spool_file == "/srv/radbill/acct.spool"
     assert (cfg.accounting.keep_days, cfg.accounting.keep_call_days, cfg.accounting.retention,
             cfg.accounting.retention_batch, cfg.accounting.retention_interval,

@@ -50,8 +50,8 @@ class FakeCredentials:
 class AcceptAll:
     """An Authenticator that accepts every request (the hook comes after authentication)."""
 
-    def authenticate(self, pkt: Any, name: bytes, sub: SubscriberAuth
-                     ) -> defer.Deferred[AuthResult]:
+    def authenticate(self, pkt: Any, name: bytes, sub: SubscriberAuth,
+                     client: Any = None) -> defer.Deferred[AuthResult]:
         return defer.succeed(AuthResult(Outcome.ACCEPT, "pap"))
 
 

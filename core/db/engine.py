@@ -19,7 +19,8 @@ def is_sqlite(url: str) -> bool:
 
 
 def make_engine(url: str, *, pool_size: int = 8, pool_recycle: int = 3600,
-                connect_timeout: int = 5, echo: bool = False) -> Engine:
+                connect_timeout: int = 5, echo: bool = False,
+                read_timeout: int | None = None) -> Engine:
     """Build the engine: WAL and foreign keys on SQLite, InnoDB and READ COMMITTED on MariaDB.
 
     READ COMMITTED on MariaDB keeps InnoDB from taking gap locks on the pool
@@ -50,6 +51,10 @@ def make_engine(url: str, *, pool_size: int = 8, pool_recycle: int = 3600,
         "connect_args": {"connect_timeout": connect_timeout, "charset": "utf8mb4"},
         "echo": echo,
     }
+    if read_timeout:
+        # A hung server (SIGSTOP, a full disk) otherwise blocks a DB thread forever; with a
+        # timeout the statement fails as a lost connection (2013) and the outage is seen.
+        kwargs["connect_args"].update(read_timeout=read_timeout, write_timeout=read_timeout)
     engine = create_engine(url, **kwargs)
     _roll_back_only_when_needed(engine)
     return engine
