@@ -120,7 +120,9 @@ class ChangeTracker:
 
 class CredentialWatcher(service.Service):
     def __init__(self, store: CredentialStore, dbpool: DBPool, clock: IReactorTime,
-                 interval: float = 1.0) -> None:
+                 interval: float = 1.0, preload: bool = False) -> None:
+        """``preload``: fill the store with every subscriber at start (CredentialStore.preload)."""
+        self.preload = preload
         self.tracker = ChangeTracker(store)
         self.dbpool = dbpool
         self.interval = interval
@@ -162,6 +164,15 @@ class CredentialWatcher(service.Service):
         super().startService()
         if self.interval > 0:
             self._loop.start(self.interval, now=True)
+        if self.preload:
+            def preloaded(kept: int) -> None:
+                log.info("preloaded the credentials of %d subscribers", kept)
+
+            def not_preloaded(f: Failure) -> None:
+                # Logins load on demand instead (in batches): slower, not wrong.
+                log.info("credential preload stopped: %s", f.getErrorMessage())
+
+            self.tracker.store.preload().addCallbacks(preloaded, not_preloaded)
 
     def stopService(self) -> None:  # type: ignore[override]
         super().stopService()

@@ -97,6 +97,12 @@ def thd_load_subscribers(session: Session, logins: list[str]
     return found
 
 
+def thd_load_chunk(session: Session, after_id: int, limit: int) -> list[SubscriberAuth]:
+    """Up to ``limit`` subscribers with an id above ``after_id``, by id (the preload)."""
+    rows = session.execute(_COLUMNS.where(_S.id > after_id).order_by(_S.id).limit(limit))
+    return [_subscriber(row) for row in rows]
+
+
 def _subscriber(row: Any) -> SubscriberAuth:
     plan = None
     if row.plan_id is not None:
@@ -137,6 +143,7 @@ class CredentialStore:
         logins instead of one each: the cold login rate of bench/pap_cold_bench.py.
         """
         self.max_loads = max_loads
+        self._generation = 0  # moved by every invalidation (the preload checks it)
         self._loads_running = 0
         self._waiting_loads: deque[tuple[str, float, list[Any]]] = deque()
         self.dbpool = dbpool
@@ -231,8 +238,40 @@ class CredentialStore:
         for waiting in waiters:
             waiting.errback(failure)
 
+    @defer.inlineCallbacks
+    def preload(self, chunk: int = BATCH) -> Any:
+        """Fill the cache with every subscriber (up to max_entries), a chunk per DB job.
+
+        After a restart the first login of every subscriber would otherwise wait for its
+        own load (bench/pap_cold_bench.py: the cold rate). A chunk read while anything was
+        invalidated is dropped, not cached: it may hold the row before the change; those
+        logins load on demand as usual. Fires with the number of entries kept.
+        """
+        after, kept = 0, 0
+        while self.ttl > 0 and len(self._expires) < self.max_entries:
+            generation = self._generation
+            started = self.clock.seconds()
+            subs = yield self.dbpool.run(thd_load_chunk, after, chunk)
+            if generation == self._generation:
+                for sub in subs:
+                    if sub.login in self._expires or sub.login in self._loading or \
+                            len(self._expires) >= self.max_entries:
+                        continue
+                    self._expires[sub.login] = started + self.ttl * (1.0 - 0.2 * random.random())
+                    self._entries[sub.login] = self._share_plan(sub)
+                    kept += 1
+            if len(subs) < chunk:
+                break
+            after = subs[-1].id
+        return kept
+
+    def stale(self, login: str) -> SubscriberAuth | None:
+        """The last entry loaded for a login, expired or not (radius.on_database_down = cache)."""
+        return self._entries.get(login)
+
     def invalidate(self, login: str | None = None) -> None:
         # A load already running may have read the old row: later requests start a new one.
+        self._generation += 1
         if login is None:
             self._expires.clear()
             self._entries.clear()

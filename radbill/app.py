@@ -337,7 +337,8 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
     credentials = CredentialStore(dbpool, reactor, ttl=config.radius.credential_cache_ttl,  # type: ignore[arg-type]
                                   max_loads=2)
     CredentialWatcher(credentials, dbpool, reactor,  # type: ignore[arg-type]
-                      config.radius.credential_poll_interval).setServiceParent(root)
+                      config.radius.credential_poll_interval,
+                      preload=config.radius.credential_cache_ttl > 0).setServiceParent(root)
     authenticator = make_authenticator(config, dbpool, reactor, credentials)
 
     billing_service = None

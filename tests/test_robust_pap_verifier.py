@@ -223,3 +223,24 @@ def test_key_file_is_made_private_once_and_checked(tmp_path: Path,
         load_or_create_key(path)
     with pytest.raises(PapKeyError, match="cannot create"):
         load_or_create_key(tmp_path / "missing-dir" / "pap.key")
+
+
+@pytest_twisted.inlineCallbacks
+def test_preload_fills_the_cache_with_verifiers_and_skips_raced_chunks(
+        engine: Engine, dbpool: DBPool):  # type: ignore[no-untyped-def]
+    """After a restart every subscriber (and its verifier) is in memory without a login."""
+    ids = [add(engine, f"p{i}", "pw") for i in range(7)]
+    with Session(engine) as s, s.begin():
+        thd_store_verifiers(s, [(ids[0], "ab" * 32)])
+    store = CredentialStore(dbpool, Clock(), ttl=60)
+    kept = yield store.preload(chunk=3)
+    assert kept == 7
+    first = store.get("p0")
+    assert not isinstance(first, defer.Deferred)  # answered from memory, no load
+    assert first.pap_verifier == bytes.fromhex("ab" * 32)
+    # A chunk read while something was invalidated is not kept.
+    raced = CredentialStore(dbpool, Clock(), ttl=60)
+    d = raced.preload(chunk=100)
+    raced.invalidate("p3")
+    assert (yield d) == 0
+    assert isinstance(raced.get("p3"), defer.Deferred)
