@@ -17,6 +17,7 @@ from core.db.access import AuditEntry
 from tests.api_support import Api
 from tests.test_accounting_store import call
 from tests.test_accounting_support import rec, seed
+from webadmin.api import endpoints as _registered  # noqa: F401  (declares every endpoint)
 from webadmin.api.declare import API
 from webadmin.roles import ROLES
 
@@ -76,6 +77,11 @@ STEPS: list[tuple[str, str, str, Any, int]] = [
     ("openapi", "GET", "/openapi.json", None, 200),
     ("add_reseller", "POST", "/resellers", {"name": "north", "description": "N"}, 201),
     ("list_resellers", "GET", "/resellers", None, 200),
+    ("add_reseller", "POST", "/resellers", {"name": "west"}, 201),
+    ("reseller_topup", "POST", "/resellers/west/topup", {"amount": "50.00",
+                                                         "reference": "t-1"}, 201),
+    ("reseller_limit", "PUT", "/resellers/west/credit_limit", {"credit_limit": "10.00"}, 200),
+    ("reseller_balance", "GET", "/resellers/west/balance", None, 200),
     ("show_reseller", "GET", "/resellers/north", None, 200),
     ("set_reseller", "PATCH", "/resellers/north", {"description": "Nord"}, 200),
     ("add_nas", "POST", "/nas", {"name": "edge", "address": "192.0.2.9", "secret": "s3cret!x",

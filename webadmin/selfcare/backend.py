@@ -16,6 +16,12 @@ from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 
+# The data the pages show, defined by the service layer both backends end in.
+from webadmin.service.selfcare import DayRow, LedgerRow, Me, Quota, UsageRow
+
+__all__ = ["DayRow", "Handle", "LedgerRow", "Me", "Quota", "SelfcareBackend", "UsageRow",
+           "WrongPassword", "as_json"]
+
 
 @dataclass(frozen=True)
 class Handle:
@@ -26,64 +32,6 @@ class Handle:
 
     def __repr__(self) -> str:
         return f"Handle({self.login!r})"
-
-
-@dataclass(frozen=True)
-class Quota:
-    period: str
-    seconds_included: int
-    seconds_left: int
-    octets_included: int
-    octets_left: int
-    after: str
-
-
-@dataclass(frozen=True)
-class Me:
-    login: str
-    status: str  # subscriber status: active, blocked, disabled
-    money_status: str  # account: active, blocked (out of money)
-    plan: str | None
-    currency: str
-    balance: int
-    reserved: int
-    credit_limit: int
-    available: int
-    spent_last_week: int
-    runs_out_at: datetime | None
-    quota: Quota | None
-    prices: tuple[tuple[str, str], ...]  # (what, price text) of the plan
-
-
-@dataclass(frozen=True)
-class UsageRow:
-    id: int
-    started_at: datetime
-    stopped_at: datetime | None
-    state: str
-    seconds: int
-    octets_in: int
-    octets_out: int
-    cost: int | None
-    where: str  # sessions: address; calls: the dialled number
-
-
-@dataclass(frozen=True)
-class LedgerRow:
-    id: int
-    created_at: datetime
-    kind: str
-    amount: int
-    description: str
-    reference: str | None
-
-
-@dataclass(frozen=True)
-class DayRow:
-    day: str
-    seconds: int
-    octets_in: int
-    octets_out: int
 
 
 class SelfcareBackend(Protocol):

@@ -5,6 +5,7 @@ from webadmin.api.endpoints import (  # noqa: F401
     catalog,
     docs,
     money,
+    selfcare,
     subscribers,
     usage,
 )

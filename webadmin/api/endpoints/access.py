@@ -8,11 +8,11 @@ from pydantic import Field
 
 from webadmin.api import models as m
 from webadmin.api.auth import COOKIE, csrf_token
-from webadmin.api.declare import API, Body, Page
+from webadmin.api.declare import API, Body, Created, Page
 from webadmin.errors import Unauthorized
 from webadmin.roles import OPERATOR_ROLES, ROLES, TOKEN_ROLES
 from webadmin.selfcare.passwords import check_password
-from webadmin.service import audit, logins, operators, resellers, selfcare, tokens
+from webadmin.service import audit, logins, operators, reseller_money, resellers, selfcare, tokens
 from webadmin.service.logins import OperatorSecret
 
 _DUMMY = operators.hash_operator_password("radbill-dummy-operator-password")
@@ -94,7 +94,12 @@ async def selfcare_login(ctx: Any, body: m.LoginBody) -> Any:
               response=m.Identity, item="me", tag="me")
 async def me(ctx: Any) -> Any:
     ident = ctx.identity
-    return identity(ident.caller, csrf_token(ident.secret) if ident.cookie else None)
+    out = identity(ident.caller, csrf_token(ident.secret) if ident.cookie else None)
+    if ident.caller.role == "subscriber":
+        from webadmin.api.endpoints.selfcare import account_dict
+
+        out["account"] = account_dict(await ctx.run(selfcare.thd_me, ctx.currency))
+    return out
 
 
 # -- operators ------------------------------------------------------------------------------
@@ -264,3 +269,49 @@ async def remove_reseller(ctx: Any, name: str) -> Any:
     return await ctx.run(resellers.thd_remove_reseller, name)
 
 
+
+
+class Topup(Body):
+    amount: str = Field(pattern=m.AMOUNT, description="decimal string (negative: a correction)")
+    reference: str = Field(min_length=1, max_length=128,
+                           description="posting the same reference again changes nothing")
+
+
+class ResellerLimit(Body):
+    credit_limit: str = Field(pattern=m.AMOUNT)
+
+
+class ResellerBalance(m.Out):
+    reseller: str
+    currency: str
+    balance: m.Amount
+    credit_limit: m.Amount
+    available: m.Amount
+
+
+@API.endpoint("GET", "/resellers/{name}/balance", "account.read",
+              "a reseller's prepaid balance with the operator", response=ResellerBalance,
+              item="reseller_balance", tag="resellers")
+async def reseller_balance(ctx: Any, name: str) -> Any:
+    return await ctx.run(reseller_money.thd_balance, name, ctx.currency)
+
+
+@API.endpoint("POST", "/resellers/{name}/topup", "reseller.admin",
+              "the reseller prepaid the operator (exactly once per reference)", body=Topup,
+              response=ResellerBalance, status=201, item="reseller_topup", tag="resellers")
+async def reseller_topup(ctx: Any, name: str, body: Topup) -> Any:
+    from billing.money import parse_amount
+
+    amount = parse_amount(body.amount, ctx.currency, allow_negative=True)
+    out = await ctx.run(reseller_money.thd_topup, name, amount, ctx.currency, body.reference)
+    return Created(out, 201 if out["recorded"] else 200)
+
+
+@API.endpoint("PUT", "/resellers/{name}/credit_limit", "reseller.admin",
+              "how far the reseller may go below 0", body=ResellerLimit,
+              response=ResellerBalance, item="reseller_balance", tag="resellers")
+async def reseller_limit(ctx: Any, name: str, body: ResellerLimit) -> Any:
+    from billing.money import parse_amount
+
+    return await ctx.run(reseller_money.thd_set_limit, name,
+                         parse_amount(body.credit_limit, ctx.currency), ctx.currency)
