@@ -39,7 +39,8 @@ class CardBatch(Base):
     validity_days: Mapped[int | None] = mapped_column(
         Integer, default=None, comment="voucher subscriber lifetime from first use")
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    reseller_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    reseller_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reseller.id", ondelete="RESTRICT"), default=None)
     created_by: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -88,3 +88,13 @@ class LowBalanceState(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("billing_account.id",
                                                        ondelete="CASCADE"), primary_key=True)
     notified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PoolAlertState(Base):
+    """A pool the admins were told is above ``[pools] warn_utilization``; gone once below."""
+
+    __tablename__ = "pool_alert_state"
+
+    pool_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    percent: Mapped[str] = mapped_column(String(8), comment="utilization when alerted")
+    notified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

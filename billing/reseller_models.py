@@ -1,8 +1,8 @@
 """Resellers' money with the operator: a prepaid balance, its ledger, wholesale rates per plan.
 
-``reseller_id`` has no foreign key: ``reseller`` lives on the access branch of the
-migrations, and a cross-branch dependency would make that branch's head disappear from
-``alembic_version``; a reseller that owns anything cannot be removed anyway.
+``reseller_id`` references ``reseller`` (migration 0325, which depends on the access
+branch that creates it): the balance cache goes with its reseller, the ledger keeps a
+reseller with money history from being removed.
 
 * ``reseller_entry.uq(idempotency_key)``: a draw is keyed on the subscriber payment it pays
   for (``rs:<payment key>``), so a replayed payment never draws twice.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.models import BigId
@@ -22,8 +22,9 @@ from core.db.base import Base, UTCDateTime, utcnow
 class ResellerAccount(Base):
     __tablename__ = "reseller_account"
 
-    reseller_id: Mapped[int] = mapped_column(Integer, primary_key=True,
-                                             comment="reseller.id (no FK: another branch)")
+    reseller_id: Mapped[int] = mapped_column(ForeignKey("reseller.id", ondelete="CASCADE"),
+                                             primary_key=True,
+                                             comment="reseller.id")
     currency: Mapped[str] = mapped_column(String(3))
     balance: Mapped[int] = mapped_column(BigInteger, default=0,
                                          comment="cache of SUM(reseller_entry.amount)")
@@ -34,7 +35,8 @@ class ResellerEntry(Base):
     __tablename__ = "reseller_entry"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    reseller_id: Mapped[int] = mapped_column(Integer, comment="reseller.id")
+    reseller_id: Mapped[int] = mapped_column(ForeignKey("reseller.id", ondelete="RESTRICT"),
+                                             comment="reseller.id")
     kind: Mapped[str] = mapped_column(String(16), comment="topup|draw|adjustment")
     amount: Mapped[int] = mapped_column(BigInteger, comment="minor units; draws < 0")
     idempotency_key: Mapped[str] = mapped_column(String(191), unique=True)

@@ -239,6 +239,27 @@ def retention_jobs(config: Config, dbpool: DBPool, reactor: Any) -> list[tuple[s
     return [("accounting-retention", float(config.accounting.retention_interval), run)]
 
 
+POOL_ALERT_SECONDS = 60.0
+
+
+def pool_alert_jobs(config: Config, dbpool: DBPool) -> list[tuple[str, float, Any]]:
+    """Admin notification pool_high, checked by the billing leader (with notifications on)."""
+    if not config.notify.enabled:
+        return []
+    from billing.pool_alerts import PoolLoad, thd_pool_alert_scan
+    from pools.manage import thd_list_pools
+
+    def loads(session: Any) -> list[PoolLoad]:
+        return [PoolLoad(p.name, p.size, p.used) for p in thd_list_pools(session)]
+
+    warn = config.pools.warn_utilization
+
+    def run() -> Any:
+        return dbpool.run(thd_pool_alert_scan, loads, warn)
+
+    return [("pool-alerts", POOL_ALERT_SECONDS, run)]
+
+
 def make_dbpool(config: Config, reactor: Any) -> DBPool:
     engine = make_engine(config.database_url, pool_size=config.database.pool_size,
                          pool_recycle=config.database.pool_recycle,
@@ -349,7 +370,8 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
         loop, coa = make_billing_loop(config, dbpool, reactor, on_session_gone=session_gone)
         billing_service = BillingService(loop, reactor, closers=[coa.close],
                                          pending_poll=config.billing.pending_poll_interval,
-                                         periodic=retention_jobs(config, dbpool, reactor))
+                                         periodic=retention_jobs(config, dbpool, reactor)
+                                         + pool_alert_jobs(config, dbpool))
 
     if access_hooks is None:
         # Cheapest reject first; the billing reservation before anything is allocated;
