@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlalchemy import event, false, select
 from sqlalchemy.orm import Session
 from twisted.application import service
 from twisted.internet import defer, task
+from twisted.python.failure import Failure
 
 from billing.loop import BillingLoop
 from billing.usage import UsageDelta, UsageDeltaRow, UsageSink, thd_record_usage
@@ -50,6 +52,18 @@ class _NoSkipWarnings(logging.Filter):
 
 SCHEDULER_LOG = logging.getLogger("apscheduler.scheduler.billing")
 SCHEDULER_LOG.addFilter(_NoSkipWarnings())
+
+
+@dataclass(frozen=True)
+class LastPass:
+    """The latest finished pass, for the admin dashboard (this process only)."""
+
+    started_at: datetime
+    seconds: float
+    rated: int
+    entries: int
+    error: str  # "" when the pass succeeded
+    passes: int  # passes since this process started
 
 
 class BillingService(service.Service):
@@ -80,6 +94,7 @@ class BillingService(service.Service):
         self._in_flight: defer.Deferred[Any] | None = None
         self._again = False  # a kick came during a pass: run another right after it
         self._pass_started = 0.0
+        self.last_pass: LastPass | None = None
         self.skipped_ticks = 0  # ticks dropped because a pass was still running
         self.overrunning = False  # passes take longer than the interval (logged once)
 
@@ -142,13 +157,21 @@ class BillingService(service.Service):
 
     def run_pass(self) -> defer.Deferred[Any]:
         self._pass_started = time.monotonic()
-        d: defer.Deferred[Any] = self.loop.run_once()
+        started_at = datetime.now(UTC)
+        d: defer.Deferred[Any] = defer.maybeDeferred(self.loop.run_once)
         self._in_flight = d
 
         def done(result: Any) -> Any:
             self.passes += 1
             self._in_flight = None
-            self._pass_ended(time.monotonic() - self._pass_started)
+            seconds = time.monotonic() - self._pass_started
+            failed = isinstance(result, Failure)
+            self.last_pass = LastPass(
+                started_at, seconds, 0 if failed else int(getattr(result, "rated", 0)),
+                0 if failed else int(getattr(result, "entries", 0))
+                + int(getattr(result, "fees", 0)),
+                result.getErrorMessage()[:300] if failed else "", self.passes)
+            self._pass_ended(seconds)
             if self._again:
                 self._again = False
                 self._kick()

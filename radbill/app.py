@@ -155,25 +155,33 @@ class WebService(service.Service):
         return None
 
 
-def make_web_root(config: Config, dbpool: DBPool, reactor: Any) -> resource.Resource:
-    """Every web face this process serves, mounted under one root."""
+def make_web_root(config: Config, dbpool: DBPool, reactor: Any,
+                  billing: Any = None) -> resource.Resource:
+    """Every web face this process serves, mounted under one root.
+
+    ``billing``: this process's BillingService, whose last pass the admin dashboard shows.
+    """
     from billing.gateways import load_gateways
     from webadmin.api.server import ApiServer
     from webadmin.gateway_hook import gateway_hooks
-    from webadmin.pages.mount import local_selfcare, site_root
+    from webadmin.pages.mount import admin_site, local_selfcare, site_root
 
+    admin = admin_site(config, dbpool, reactor,
+                       billing_status=lambda: billing.last_pass if billing else None)
     children: dict[bytes, resource.Resource] = {
         b"my": local_selfcare(config, dbpool, reactor).resource,
-        b"api": ApiServer(config, dbpool, reactor).resource()}
+        b"api": ApiServer(config, dbpool, reactor).resource(),
+        b"admin": admin.resource}
     gateways = load_gateways(config)
     if gateways:
         children[b"hooks"] = gateway_hooks(gateways, dbpool, config.billing.currency)
     return site_root(children)
 
 
-def web_service(config: Config, dbpool: DBPool, reactor: Any) -> WebService:
+def web_service(config: Config, dbpool: DBPool, reactor: Any,
+                billing: Any = None) -> WebService:
     w = config.web
-    return WebService(reactor, w.listen, w.port, make_web_root(config, dbpool, reactor),
+    return WebService(reactor, w.listen, w.port, make_web_root(config, dbpool, reactor, billing),
                       w.tls_certificate, w.tls_key)
 
 
@@ -430,7 +438,7 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
     leadership.setServiceParent(root)
     if config.web.enabled and worker == 0:
         # One web server per node (worker 0): its port is not shared between workers.
-        web_service(config, dbpool, reactor).setServiceParent(root)
+        web_service(config, dbpool, reactor, billing_service).setServiceParent(root)
     if config.metrics.enabled:
         MetricsService(reactor, config.metrics.listen, config.metrics.port,
                        shared=workers > 1).setServiceParent(root)

@@ -22,7 +22,7 @@ KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2), "lazy": 
 METHOD_MAP = [("templates/**.html", "jinja2"), ("**.py", "python")]
 OPTIONS = {"templates/**.html": {"extensions": "jinja2.ext.i18n", "trim_blocks": "true",
                                   "lstrip_blocks": "true"}}
-SOURCE_DIRS = (PACKAGE_DIR, PACKAGE_DIR.parent / "selfcare")
+SOURCE_DIRS = (PACKAGE_DIR, PACKAGE_DIR.parent / "selfcare", PACKAGE_DIR.parent / "admin")
 
 
 def extract() -> Catalog:

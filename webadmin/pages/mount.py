@@ -34,6 +34,30 @@ def local_selfcare(config: Config, dbpool: DBPool, reactor: Any) -> SelfcareSite
     return selfcare_site(config, backend)
 
 
+def admin_site(config: Config, dbpool: DBPool, reactor: Any, *,
+               billing_status: Any = None) -> Any:
+    """The admin pages over the service layer, with Disconnect through aaa.coa."""
+    from aaa.coa import CoaDisconnector
+    from aaa.dictionary import load_dictionary
+    from webadmin.admin.rates import RateSampler
+    from webadmin.admin.site import AdminSite, Settings
+    from webadmin.pages.sessions import LoginThrottle
+
+    p, w = config.pages, config.web
+    settings = Settings(currency=config.billing.currency, tz=ZoneInfo(p.time_zone),
+                        session_idle=w.session_idle, session_lifetime=w.session_lifetime,
+                        token_cache=w.token_cache)
+    rates = RateSampler()
+    rates.start(reactor)
+    return AdminSite(dbpool, Renderer(p.time_zone), settings, reactor=reactor,
+                     disconnector=lambda: CoaDisconnector.from_config(
+                         config, dbpool, reactor, load_dictionary()),
+                     billing_status=billing_status, rates=rates,
+                     throttle=LoginThrottle(limit=w.login_failures),
+                     default_language=p.default_language, page_size=p.page_size,
+                     secure_cookies=bool(w.tls_certificate) or w.behind_proxy)
+
+
 class Root(resource.Resource):
     """/ redirects to the first mounted site; each site is a child resource."""
 

@@ -12,12 +12,18 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from webadmin.pages.i18n import LANGUAGE_NAMES, LANGUAGES, Formatter, translations
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+
+def path_segment(value: Any) -> str:
+    """A login or name as one URL path segment (Jinja's urlencode would keep '/')."""
+    return quote(str(value), safe="")
 
 
 class Renderer:
@@ -34,6 +40,7 @@ class Renderer:
                               undefined=StrictUndefined, extensions=["jinja2.ext.i18n"],
                               trim_blocks=True, lstrip_blocks=True)
             env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+            env.filters["q"] = path_segment
             envs[lang] = env
         return envs
 

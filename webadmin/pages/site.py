@@ -21,6 +21,7 @@ from twisted.web import resource, server
 from twisted.web.static import File
 
 from core.errors import AlreadyExists, InvalidInput, NotFound, RadbillError
+from webadmin.errors import Forbidden as ServiceForbidden
 from webadmin.pages.security import set_page_headers
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,8 @@ class Router:
 def status_of(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, PageError):
         return exc.status, exc.message
+    if isinstance(exc, ServiceForbidden):  # the service layer refused the caller's role
+        return 403, N_("You may not do this.")
     if isinstance(exc, NotFound):
         return 404, str(exc)
     if isinstance(exc, InvalidInput | AlreadyExists):

@@ -1,0 +1,193 @@
+"""The admin pages (/admin/) in a real Chromium against a real radbill serve, SQLite and MariaDB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from aaa.admin.passwords import hash_credentials
+from tests.web_support import ServerProcess, seed, start_server
+from webadmin.roles import cli_caller
+from webadmin.service import catalog, money, operators, resellers, subscribers
+
+pytestmark = pytest.mark.browser
+
+EVIL = "<script>window.pwned=1</script>\"'><img src=x onerror=window.pwned=2>"
+ROOT = cli_caller("test")
+PASSWORDS = {"boss": "boss-password", "help": "help-password", "cash": "cash-password",
+             "partner": "partner-password"}
+
+
+def add_operator(engine: Engine, login: str, role: str, reseller: str | None = None) -> None:
+    seed(engine, operators.thd_add_operator, ROOT, login,
+         operators.hash_operator_password(PASSWORDS[login]), role, reseller=reseller)
+
+
+@pytest.fixture
+def server(engine: Engine, db_url: str, tmp_path: Path, browser: Any
+           ) -> Iterator[ServerProcess]:
+    """radbill serve with an admin, support, cashier and a reseller's operator, two subscribers."""
+    seed(engine, resellers.thd_add_reseller, ROOT, "acme")
+    for login, role in (("boss", "admin"), ("help", "support"), ("cash", "cashier")):
+        add_operator(engine, login, role)
+    add_operator(engine, "partner", "reseller", "acme")
+    seed(engine, catalog.thd_add_plan, ROOT, "basic")
+    seed(engine, subscribers.thd_add, ROOT, "alice", hash_credentials("alice-pw"), plan="basic")
+    seed(engine, subscribers.thd_add, ROOT, "acme-bob", hash_credentials("bob-pw"),
+         reseller="acme")
+    seed(engine, money.thd_add_payment, ROOT, "alice", 500, "USD", reference="SEED-1")
+    yield from start_server(db_url, tmp_path)
+
+
+def login(page: Any, base: str, user: str, password: str | None = None) -> None:
+    page.goto(base + "/admin/login")
+    page.fill("#f-login", user)
+    page.fill("#f-password", password if password is not None else PASSWORDS[user])
+    page.click("main button[type=submit]")
+
+
+def test_login_dashboard_subscriber_page(page: Any, server: ServerProcess) -> None:
+    """Wrong password refused; the admin sees who it is, the dashboard, a subscriber's money."""
+    login(page, server.base, "boss", "nope")
+    assert "Wrong login or password" in page.inner_text(".flash.error")
+    login(page, server.base, "boss")
+    page.wait_for_url(server.base + "/admin/")
+    assert page.inner_text("#who .login") == "boss"
+    assert page.inner_text("#who .role") == "admin"
+    assert page.inner_text("#online") == "0"
+    assert page.locator("svg.chart").count() == 2
+    cookie = next(c for c in page.context.cookies() if c["name"] == "radbill_admin")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    page.click("nav >> text=Subscribers")
+    assert page.locator("#subscribers tbody tr").count() == 2
+    page.fill("input[name=login]", "ali")
+    page.click("form.filter button")
+    assert page.locator("#subscribers tbody tr").count() == 1
+    page.click("#subscribers >> text=alice")
+    assert page.inner_text("#balance") == "$5.00"
+    assert page.inner_text("#plan") == "basic"
+    for nav in ("Operators", "Tokens", "Audit log"):
+        assert page.locator(f"nav >> text={nav}").count() == 1
+
+
+def test_support_sees_no_edit_buttons_and_forged_post_refused(page: Any,
+                                                             server: ServerProcess) -> None:
+    """Support reads subscribers but has no edit, payment or admin pages; a forged POST is 403."""
+    login(page, server.base, "help")
+    page.wait_for_url(server.base + "/admin/")
+    assert page.inner_text("#who .role") == "support"
+    page.goto(server.base + "/admin/subscribers/alice")
+    assert page.inner_text("#balance") == "$5.00"
+    for sel in ("text=Edit", "#block", "#post-payment", "text=Set password", "text=Remove"):
+        assert page.locator(f"#actions >> {sel}").count() == 0
+    assert page.locator("nav >> text=Operators").count() == 0
+    csrf = page.get_attribute("#who input[name=csrf]", "value")
+    forged = page.request.post(server.base + "/admin/subscribers/alice/status",
+                               form={"csrf": csrf, "status": "blocked"})
+    assert forged.status == 403
+    no_csrf = page.request.post(server.base + "/admin/subscribers/alice/status",
+                                form={"status": "blocked"})
+    assert no_csrf.status == 403
+    page.goto(server.base + "/admin/operators")
+    assert "Not allowed" in page.inner_text("h1")
+    page.goto(server.base + "/admin/subscribers/alice")
+    assert page.inner_text("#status") == "active"
+
+
+def test_cashier_posts_payment_with_field_errors(page: Any, server: ServerProcess) -> None:
+    """A cashier's bad amount is shown beside the field; a good one moves the balance once."""
+    login(page, server.base, "cash")
+    page.wait_for_url(server.base + "/admin/")
+    page.goto(server.base + "/admin/subscribers/alice")
+    page.click("#post-payment")
+    page.fill("#f-amount", "12.345")
+    page.click("main button[type=submit]")
+    assert "decimal places" in page.inner_text("#e-amount")
+    page.fill("#f-amount", "12.50")
+    page.fill("#f-reference", "BANK-77")
+    page.click("main button[type=submit]")
+    page.wait_for_url(server.base + "/admin/subscribers/alice")
+    assert "$17.50" in page.inner_text(".flash.ok")
+    assert page.inner_text("#balance") == "$17.50"
+    assert "BANK-77" in page.inner_text("#payments")
+
+
+def test_reseller_sees_only_its_subscribers(page: Any, server: ServerProcess) -> None:
+    """A reseller's operator lists only its own subscribers; another's page is not found."""
+    login(page, server.base, "partner")
+    page.wait_for_url(server.base + "/admin/")
+    assert "acme" in page.inner_text("#who .role")
+    page.goto(server.base + "/admin/subscribers")
+    rows = page.locator("#subscribers tbody tr")
+    assert rows.count() == 1 and "acme-bob" in rows.inner_text()
+    page.goto(server.base + "/admin/subscribers/alice")
+    assert "Not found" in page.inner_text("h1")
+    assert "$5.00" not in page.content()
+
+
+def test_admin_adds_nas_plan_subscriber_with_hostile_text(page: Any,
+                                                          server: ServerProcess) -> None:
+    """NAS, plan and subscriber added through forms; hostile names render as text; no secret."""
+    login(page, server.base, "boss")
+    page.wait_for_url(server.base + "/admin/")
+    page.goto(server.base + "/admin/nas/new")
+    page.fill("#f-name", "nas-1")
+    page.fill("#f-address", "not an address")
+    page.fill("#f-secret", "s3cret-NAS-value")
+    page.fill("#f-description", EVIL)
+    page.click("main button[type=submit]")
+    assert page.locator(".field.invalid").count() >= 1
+    page.fill("#f-address", "127.0.0.1")
+    page.fill("#f-secret", "s3cret-NAS-value")
+    page.click("main button[type=submit]")
+    page.wait_for_url(server.base + "/admin/nas/nas-1")
+    assert EVIL in page.inner_text("#facts")
+    assert "s3cret-NAS-value" not in page.content()
+    page.goto(server.base + "/admin/nas/nas-1/edit")
+    assert "s3cret-NAS-value" not in page.content()
+    page.goto(server.base + "/admin/plans/new")
+    page.fill("#f-name", "gold")
+    page.fill("#f-rate_limit", "10M/10M")
+    page.fill("#f-reply_attributes", "Reply-Message = " + EVIL)
+    page.click("main button[type=submit]")
+    page.wait_for_url(server.base + "/admin/plans/gold")
+    assert EVIL in page.inner_text("#facts")
+    page.goto(server.base + "/admin/subscribers/new")
+    page.fill("#f-login", EVIL[:60])
+    page.fill("#f-password", "secret-1")
+    page.select_option("#f-plan", "gold")
+    page.click("main button[type=submit]")
+    page.wait_for_load_state()
+    assert page.evaluate("window.pwned") is None
+    page.goto(server.base + "/admin/subscribers")
+    assert page.evaluate("window.pwned") is None
+    page.goto(server.base + "/admin/audit")
+    assert "nas.add" in page.inner_text("#audit")
+    assert "s3cret-NAS-value" not in page.content()
+    assert page.evaluate("window.pwned") is None
+
+
+def test_destructive_actions_confirm_and_logout(page: Any, server: ServerProcess) -> None:
+    """Remove asks first (Cancel keeps it); one with a ledger is refused clearly; logout ends."""
+    login(page, server.base, "boss")
+    page.wait_for_url(server.base + "/admin/")
+    page.goto(server.base + "/admin/subscribers/alice")
+    page.click("#actions >> text=Remove")
+    assert "cannot be undone" in page.inner_text("form.confirm")
+    page.click("form.confirm >> text=Cancel")
+    assert page.inner_text("#login") == "alice"
+    page.click("#actions >> text=Remove")
+    page.click("form.confirm button[type=submit]")
+    assert "cannot remove subscriber 'alice'" in page.inner_text(".flash.error")
+    page.goto(server.base + "/admin/subscribers/acme-bob/remove")
+    page.click("form.confirm button[type=submit]")
+    page.wait_for_url(server.base + "/admin/subscribers")
+    assert "removed" in page.inner_text(".flash.ok")
+    page.click("#who button")
+    page.wait_for_url(server.base + "/admin/login")
+    page.goto(server.base + "/admin/subscribers")
+    assert page.url == server.base + "/admin/login"
