@@ -191,3 +191,24 @@ def test_destructive_actions_confirm_and_logout(page: Any, server: ServerProcess
     page.wait_for_url(server.base + "/admin/login")
     page.goto(server.base + "/admin/subscribers")
     assert page.url == server.base + "/admin/login"
+
+
+def test_reports_chart_and_csv(page: Any, server: ServerProcess) -> None:
+    """Each report draws an SVG chart and a table; its CSV carries the same figures."""
+    login(page, server.base, "boss")
+    page.wait_for_url(server.base + "/admin/")
+    page.click("nav >> text=Reports")
+    page.wait_for_url(server.base + "/admin/reports/revenue")
+    assert page.locator("svg.chart").count() == 1
+    assert "$5.00" in page.inner_text("#report")  # the seeded payment, under plan basic
+    csv = page.request.get(page.get_attribute("#csv", "href") and
+                           server.base + page.get_attribute("#csv", "href"))
+    assert csv.status == 200 and csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text().splitlines()
+    assert lines[0] == "period,plan,currency,revenue,payments"
+    assert any(line.endswith(",basic,USD,0.00,5.00") for line in lines[1:])
+    for name in ("Traffic per day", "Calls per destination", "Top subscribers by traffic"):
+        page.click(f"#report-links >> text={name}")
+        assert page.locator("svg.chart").count() == 1
+    page.goto(server.base + "/admin/reports/revenue?group=reseller&by=month")
+    assert page.locator("svg.chart").count() == 1
