@@ -42,7 +42,13 @@ PERMISSIONS: dict[str, str] = {
     "rating.read": "rating dry-runs (what a session or call would cost)",
     "billing.read": "the billing loop's state",
     "billing.run": "run a billing pass now",
-    "reseller.admin": "add, change, remove resellers",
+    "reseller.admin": "add, change, remove resellers; their top-ups and limits",
+    "card.read": "list and show prepaid card batches and cards",
+    "card.write": "create card batches; block and unblock cards",
+    "card.activate": "credit a prepaid card to a subscriber",
+    "document.read": "statements and issued documents (invoices), and their files",
+    "statement.issue": "issue a month's statements now",
+    "export.read": "payment, charge, invoice and balance exports for accounting",
     "operator.admin": "operators",
     "token.admin": "API tokens",
     "audit.read": "the audit log",
@@ -54,8 +60,8 @@ PERMISSIONS: dict[str, str] = {
 _ALL_READ = frozenset(p for p in PERMISSIONS if p.endswith(".read")
                       and not p.startswith(("self.", "audit.")))  # includes me.read
 _MANAGE = frozenset({"nas.write", "plan.write", "pool.write", "subscriber.write",
-                     "subscriber.password", "session.disconnect"})
-_MONEY = frozenset({"payment.write", "account.credit"})
+                     "subscriber.password", "session.disconnect", "card.write"})
+_MONEY = frozenset({"payment.write", "account.credit", "card.activate"})
 _SELF = frozenset({"self.read", "self.write"})
 _ME = frozenset({"me.read"})
 
@@ -63,12 +69,14 @@ ROLES: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSIONS) - _SELF - {"selfcare.login"},
     "manager": _ALL_READ | _MANAGE,
     "cashier": frozenset({"me.read", "dashboard.read", "subscriber.read", "account.read",
-                          "payment.read"}) | _MONEY,
+                          "payment.read", "card.read", "document.read",
+                          "export.read"}) | _MONEY,
     "support": _ALL_READ | {"session.disconnect"},
     "reseller": frozenset({"me.read", "dashboard.read", "report.read", "plan.read", "plan.write",
                            "subscriber.read", "subscriber.write", "subscriber.password",
                            "account.read", "payment.read", "session.read", "call.read",
-                           "session.disconnect", "rating.read"}) | _MONEY,
+                           "session.disconnect", "rating.read", "card.read",
+                           "card.write"}) | _MONEY,
     "subscriber": _SELF | _ME,
     "selfcare-frontend": frozenset({"selfcare.login"}),
 }

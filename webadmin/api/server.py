@@ -75,6 +75,17 @@ class Ctx:
         return threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
 
 
+def card_policy(config: Config) -> Any:
+    """billing.cards.CardPolicy from ``[cards]`` (wrong-PIN lockout for activations)."""
+    from datetime import timedelta
+
+    from billing.cards import CardPolicy
+
+    c = config.cards
+    return CardPolicy(max_failures=c.max_failures, window=timedelta(minutes=c.window_minutes),
+                      lockout=timedelta(minutes=c.lockout_minutes))
+
+
 def to_data(value: Any) -> Any:
     """Service results (dataclasses with as_dict) to plain dicts and lists."""
     as_dict = getattr(value, "as_dict", None)
@@ -100,6 +111,7 @@ class ApiServer:
         self.throttle = LoginThrottle(w.login_failures)
         self.view = ClientView(self.tls, w.behind_proxy, list(w.trusted_proxies))
         self.disconnect = disconnect  # async (dbpool, sessions) -> results; see endpoints.usage
+        self.card_policy = card_policy(config)
         self.app = Klein()
         self._adapters: dict[type[BaseModel], TypeAdapter[Any]] = {}
         for ep in registry.endpoints:

@@ -4,6 +4,7 @@ from webadmin.api.endpoints import (  # noqa: F401
     access,
     catalog,
     docs,
+    documents,
     money,
     selfcare,
     subscribers,
