@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "radbill.cli.billing",
     "radbill.cli.card",
     "radbill.cli.statement",
+    "radbill.cli.report",
     "radbill.cli.notify",
     "radbill.cli.pool",
     "radbill.cli.login",

@@ -4,6 +4,7 @@
     radbill reseller balance NAME
     radbill reseller limit NAME AMOUNT
     radbill reseller wholesale PLAN PERCENT|none      share of each payment the reseller owes
+    radbill reseller statement NAME --period YYYY-MM  its balance movements in that month
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from billing.resellers import (
     thd_set_wholesale,
     thd_topup,
 )
+from core.config import load_config
 from radbill.cli.context import CliContext
-from radbill.cli.output import add_out_argument, emit_object
+from radbill.cli.output import add_out_argument, emit_list, emit_object
 
 
 def register_money(rsub: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -44,6 +46,13 @@ def register_money(rsub: argparse._SubParsersAction[argparse.ArgumentParser],
     ws.add_argument("plan")
     ws.add_argument("percent", help="e.g. 80, or 'none' (= 100)")
     ws.set_defaults(func=cmd_wholesale)
+    st = rsub.add_parser("statement", parents=cp,
+                         help="the reseller's own statement: its prepaid balance in a month")
+    st.add_argument("name")
+    st.add_argument("--period", required=True, metavar="YYYY-MM",
+                    help="the month, in [statements] time_zone")
+    add_out_argument(st)
+    st.set_defaults(func=cmd_statement)
 
 
 def _dict(b: ResellerBalance) -> dict[str, Any]:
@@ -101,4 +110,34 @@ def cmd_wholesale(args: argparse.Namespace) -> int:
     finally:
         ctx.close()
     print(f"plan {args.plan}: resellers owe {pct or '100'}% of each payment")
+    return 0
+
+
+def cmd_statement(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
+    from billing.statements import check_period
+    from radbill.cli.context import run_as
+    from webadmin.service.reseller_reports import thd_reseller_statement
+
+    period = check_period(args.period)
+    config = load_config(args.config)
+    st = run_as(args, thd_reseller_statement, args.name, period,
+                ZoneInfo(config.statements.time_zone), check_currency(config.billing.currency))
+    c = st.currency
+    lines = [{"at": line.at.isoformat(timespec="seconds"), "kind": line.kind,
+              "amount": format_amount(line.amount, c), "reference": line.reference or "",
+              "description": line.description} for line in st.lines]
+    out = {"reseller": st.reseller, "period": st.period, "currency": c,
+           "opening": format_amount(st.opening, c), "closing": format_amount(st.closing, c),
+           **{f"total_{k}": format_amount(st.totals.get(k, 0), c)
+              for k in ("topup", "draw", "adjustment")}}
+    if args.out == "text":
+        emit_object(out, "text", item="reseller_statement")
+        if lines:
+            print()
+            emit_list(lines, ["at", "kind", "amount", "reference", "description"], "text",
+                      "lines", "line")
+    else:
+        emit_object({**out, "lines": lines}, args.out, item="reseller_statement")
     return 0
