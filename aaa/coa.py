@@ -245,6 +245,15 @@ def _ipv4(text: str | None) -> str | None:
     return str(ip) if ip.version == 4 else None
 
 
+def coa_attributes(items: list[str]) -> list[tuple[str, object]]:
+    """``["Mikrotik-Address-List=unpaid", "Session-Timeout=60"]`` -> CoA attribute pairs."""
+    out: list[tuple[str, object]] = []
+    for item in items:
+        name, _, value = item.partition("=")
+        out.append((name.strip(), int(value) if value.strip().isdigit() else value.strip()))
+    return out
+
+
 @dataclass
 class CoaDisconnector:
     """billing.cutoff.Disconnector over RFC 5176; NASes come from the database by id."""
@@ -256,6 +265,8 @@ class CoaDisconnector:
     retries: int = 3
     captive_attributes: list[tuple[str, object]] = field(default_factory=list)
     bind: str = "0.0.0.0"
+    #: Added to the CoA-Request that takes a paid-up session out of the captive profile.
+    restore_attributes: list[tuple[str, object]] = field(default_factory=list)
     _nas: dict[int, NasClient] = field(default_factory=dict)
     _protocol: CoaClientProtocol | None = None
     _port: Any = None
@@ -265,7 +276,8 @@ class CoaDisconnector:
                     captive_attributes: list[tuple[str, object]] | None = None
                     ) -> CoaDisconnector:
         return cls(dbpool, reactor, dictionary, config.coa.timeout, config.coa.retries,
-                   captive_attributes or [])
+                   captive_attributes or [],
+                   restore_attributes=coa_attributes(config.coa.restore_attributes))
 
     def protocol(self) -> CoaClientProtocol:
         if self._protocol is None:
@@ -302,6 +314,10 @@ class CoaDisconnector:
                 d = self.disconnect(session)
                 return d
             return self._request(session, P.CoARequest, list(self.captive_attributes))
+        if action is CutAction.RESTORE:
+            # The plan's rate limit (as at login) and whatever undoes the captive profile.
+            return self._request(session, P.CoARequest, list(self.restore_attributes),
+                                 rate_limit=rate_limit)
         return self._request(session, P.CoARequest, [], rate_limit=rate_limit)
 
     @defer.inlineCallbacks

@@ -152,6 +152,11 @@ def unblock(session: Session, account: BillingAccount, reason: str,
     account.status_reason = ""
     account.status_changed_at = now
     log_event(session, account.id, "unblocked", reason, now)
+    from billing.cutoff import mark_restore_due
+
+    if mark_restore_due(session, account.id):
+        log_event(session, account.id, "restore-due",
+                  "live sessions in the captive profile go back to the plan's", now)
     return True
 
 

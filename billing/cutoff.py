@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 from twisted.internet import defer
 
@@ -71,6 +71,13 @@ class CutAction(enum.StrEnum):
     DISCONNECT = "disconnect"
     THROTTLE = "throttle"   # CoA with the plan's throttle rate limit
     CAPTIVE = "captive"     # CoA to a "pay first" profile instead of a disconnect
+    RESTORE = "restore"     # CoA back to the plan's profile once the account is paid up
+
+
+#: cut_result of a captive session whose account was unblocked: the next pass restores it.
+RESTORE_DUE = "restore-due"
+#: restore attempts that did not get an ACK: retried after RESEND_AFTER.
+RESTORE_RETRY = ("restore-sent", "restore-nak", "restore-timeout", "restore-no-route")
 
 
 class Disconnector(Protocol):
@@ -203,6 +210,64 @@ def thd_cut_targets(session: Session, live_source: LiveSessionSource | None = No
     return targets
 
 
+def mark_restore_due(session: Session, account_id: int) -> int:
+    """The account is paid up: its live sessions held in the captive profile get restored.
+
+    Called where an account is unblocked, in that transaction; the billing loop's
+    next pass (:func:`thd_restore_targets`) sends each a CoA-Request with the
+    plan's attributes. Sessions that were disconnected need nothing: the
+    subscriber's next login is accepted.
+    """
+    result = session.execute(
+        update(ChargingSession)
+        .where(ChargingSession.account_id == account_id,
+               ChargingSession.state.in_(HOLDING_STATES),
+               ChargingSession.cut_result.like("captive-%"))
+        .values(cut_result=RESTORE_DUE, cut_requested_at=None)
+        .execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def thd_restore_targets(session: Session, live_source: LiveSessionSource | None = None,
+                        now: datetime | None = None,
+                        resend_after: timedelta = RESEND_AFTER) -> list[CutTarget]:
+    """Captive sessions of accounts that are active again, with their plan's rate limit.
+
+    Found through the index on charging_session(cut_result); a restore that got no ACK
+    is tried again after ``resend_after``.
+    """
+    from core.db.models import Plan
+
+    now = now or utcnow()
+    cs = ChargingSession
+    due = or_(cs.cut_result == RESTORE_DUE,
+              and_(cs.cut_result.in_(RESTORE_RETRY),
+                   or_(cs.cut_requested_at.is_(None),
+                       cs.cut_requested_at < now - resend_after)))
+    rows = session.execute(
+        select(cs, Plan.rate_limit)
+        .join(BillingAccount, BillingAccount.id == cs.account_id)
+        .join(Subscriber, Subscriber.id == cs.subscriber_id)
+        .outerjoin(Plan, Plan.id == Subscriber.plan_id)
+        .where(due, cs.state.in_(HOLDING_STATES),
+               BillingAccount.status == AccountStatus.ACTIVE.value)).all()
+    if not rows:
+        return []
+    source = live_source or thd_live_from_charging
+    live = source(session, sorted({r.subscriber_id for r, _ in rows}))
+    by_sub: dict[int, list[ChargingSession]] = {}
+    for r, _ in rows:
+        by_sub.setdefault(r.subscriber_id, []).append(r)
+    rate = {r.id: rl for r, rl in rows}
+    targets = []
+    for ls in live:
+        match = _match(by_sub.get(ls.subscriber_id, []), ls)
+        if match is not None:
+            targets.append(CutTarget(match.account_id, match.id, ls, CutAction.RESTORE,
+                                     "paid: back to the plan's profile", rate[match.id]))
+    return targets
+
+
 def thd_mark_requested(session: Session, targets: Sequence[CutTarget],
                        now: datetime | None = None) -> None:
     """Logged before the packets leave, so a crash mid-way still shows what was attempted."""
@@ -235,6 +300,13 @@ def thd_record_result(session: Session, target: CutTarget, result: CutResult,
     if cs is None:
         return
     cs.cut_result = f"{target.action.value}-{result.outcome.value}"[:32]
+    if target.action is CutAction.RESTORE:
+        if result.outcome is CutOutcome.ACK:
+            cs.cut_requested_at = None  # in the plan's profile again: a new cut-off may follow
+        elif result.outcome is CutOutcome.GONE:
+            cs.state = ChargingState.CLOSED.value
+            cs.reserved = 0
+        return
     ended = result.outcome in (CutOutcome.ACK, CutOutcome.GONE) and \
         target.action in (CutAction.DISCONNECT, CutAction.CAPTIVE)
     if ended and target.action is CutAction.DISCONNECT:

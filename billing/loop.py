@@ -36,6 +36,7 @@ from billing.cutoff import (
     thd_cut_targets,
     thd_mark_requested,
     thd_record_result,
+    thd_restore_targets,
 )
 from billing.fees import thd_charge_fees
 from billing.notify import thd_low_balance_scan
@@ -127,6 +128,8 @@ class BillingLoop:
                 yield self._render_documents(report)
         targets = yield self.dbpool.run(thd_cut_targets, self.live_sessions, None,
                                         RESEND_AFTER, self.captive)
+        if self.captive:
+            targets += (yield self.dbpool.run(thd_restore_targets, self.live_sessions))
         if targets and self.disconnector is not None:
             yield self.dbpool.run(thd_mark_requested, targets)
             yield defer.gatherResults([self._cut(t, report) for t in targets],

@@ -10,6 +10,8 @@ billing.money. Index choice:
   read under the account's row lock at every reservation and charge.
 * ``charging_session(state, expires_at)``: the loop's "which holds went stale".
 * ``billing_account(status)``/``(next_fee_at)``: the loop's cut-off and fee scans.
+* ``charging_session(cut_result)``: captive sessions due to be restored after a payment
+  (written at cut-off and restore only, so it costs nothing on the usage path).
 """
 
 from __future__ import annotations
@@ -189,6 +191,7 @@ class ChargingSession(Base):
         Index("ix_charging_session_account_id_state", "account_id", "state"),
         Index("ix_charging_session_state_expires_at", "state", "expires_at"),
         Index("ix_charging_session_nas_id_acct_session_id", "nas_id", "acct_session_id"),
+        Index("ix_charging_session_cut_result", "cut_result"),
     )
 
 

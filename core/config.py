@@ -338,10 +338,27 @@ class NotifyConfig:
     email: NotifyEmailConfig = field(default_factory=NotifyEmailConfig)
 
 
+def _attribute_pairs(v: list[str]) -> str | None:
+    for item in v:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip() or not value.strip():
+            return f"{item!r} is not Attribute=value"
+    return None
+
+
 @dataclass(frozen=True)
 class CoaConfig:
     timeout: float = opt(3.0, _positive)
     retries: int = opt(3, _non_negative)
+    captive_attributes: list[str] = opt(
+        [], _attribute_pairs,
+        doc="Attribute=value pairs of the CoA-Request that moves a session cut off for no "
+            "money to a captive 'pay first' profile instead of disconnecting it; empty = "
+            "disconnect")
+    restore_attributes: list[str] = opt(
+        [], _attribute_pairs,
+        doc="added to the CoA-Request (with the plan's rate limit) that puts a captive "
+            "session back once a payment covers the account")
 
 
 @dataclass(frozen=True)

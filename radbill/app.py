@@ -268,6 +268,18 @@ def pool_alert_jobs(config: Config, dbpool: DBPool) -> list[tuple[str, float, An
     return [("pool-alerts", POOL_ALERT_SECONDS, run)]
 
 
+def check_coa_attributes(dictionary: Any, key: str, items: list[str]) -> list[tuple[str, object]]:
+    """``[coa]`` attribute lists as pairs; an attribute the dictionary lacks is a config error."""
+    from aaa.coa import coa_attributes
+    from core.errors import ConfigError
+
+    pairs = coa_attributes(items)
+    unknown = [name for name, _ in pairs if name not in dictionary.attributes]
+    if unknown:
+        raise ConfigError(f"{key}: unknown RADIUS attribute(s) {', '.join(unknown)}")
+    return pairs
+
+
 def make_dbpool(config: Config, reactor: Any) -> DBPool:
     engine = make_engine(config.database_url, pool_size=config.database.pool_size,
                          pool_recycle=config.database.pool_recycle,
@@ -375,7 +387,12 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
         def session_gone(nas_id: int | None, acct_session_id: str) -> Any:
             return dbpool.run(thd_close_gone_session, nas_id, acct_session_id, utcnow())
 
-        loop, coa = make_billing_loop(config, dbpool, reactor, on_session_gone=session_gone)
+        loop, coa = make_billing_loop(
+            config, dbpool, reactor, on_session_gone=session_gone,
+            captive_attributes=check_coa_attributes(
+                dictionary, "coa.captive_attributes", config.coa.captive_attributes))
+        check_coa_attributes(dictionary, "coa.restore_attributes",
+                             config.coa.restore_attributes)
         billing_service = BillingService(loop, reactor, closers=[coa.close],
                                          pending_poll=config.billing.pending_poll_interval,
                                          periodic=retention_jobs(config, dbpool, reactor)

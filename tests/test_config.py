@@ -150,6 +150,8 @@ from_address = "billing@example.net"
 [coa]
 timeout = 1.5
 retries = 0
+captive_attributes = ["Mikrotik-Address-List=unpaid"]
+restore_attributes = ["Mikrotik-Address-List=paid"]
 
 [pools]
 offer_lease_seconds = 30
@@ -253,6 +255,8 @@ def test_full_config_parses_every_value() -> None:
             cfg.accounting.retention_batch, cfg.accounting.retention_interval,
             cfg.accounting.stale_call_minutes) == (400, 800, "delete", 250, 600, 90)
     assert cfg.billing.currency == "EUR" and cfg.coa.retries == 0 and cfg.coa.timeout == 1.5
+    assert (cfg.coa.captive_attributes, cfg.coa.restore_attributes) == (
+        ["Mikrotik-Address-List=unpaid"], ["Mikrotik-Address-List=paid"])
     assert (cfg.server.worker_count, cfg.cluster.lease_seconds,
             cfg.billing.pending_poll_interval) == (2, 9.0, 0.5)
     assert cfg.pools.warn_utilization == 80

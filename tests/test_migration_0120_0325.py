@@ -13,7 +13,8 @@ from billing.reseller_models import ResellerAccount, ResellerEntry
 from core.db import schema
 from core.db.models import Reseller
 
-TABLES = {"acct_call", "pool_alert_state", "reseller_account", "reseller_entry", "card_batch"}
+TABLES = {"acct_call", "pool_alert_state", "reseller_account", "reseller_entry", "card_batch",
+          "charging_session"}
 
 
 def _diff(engine: Engine) -> list[Any]:
