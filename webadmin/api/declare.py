@@ -40,7 +40,7 @@ class Page(Query):
     """limit/offset paging; the order of every list is stable (by a unique key)."""
 
     limit: int = Field(50, ge=1, description="items per page (at most [web] max_page)")
-    offset: int = Field(0, ge=0, description="items to skip")
+    offset: int = Field(0, ge=0, le=10**9, description="items to skip")
 
 
 class Out(BaseModel):

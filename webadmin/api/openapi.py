@@ -112,13 +112,13 @@ def operation(ep: Endpoint, schemas: _Schemas, max_page: int) -> dict[str, Any]:
     responses: dict[str, Any] = {str(ep.status): ok}
     if ep.idempotent:
         responses.setdefault("200", {**ok, "description": "already recorded (a replay)"})
-    statuses = [400] + ([] if ep.public else [401, 403]) + ([404] if ep.params else [])
-    if ep.changes:
-        statuses += [409]
-    if ep.public and ep.body is not None:
+    # Any request may name something that does not exist (a filter's plan, a body's
+    # login) or meet a state that refuses it; every one documents the same error set.
+    statuses = [400, 404, 409, 503] + ([] if ep.public else [401, 403])
+    if ep.body is not None:
+        statuses += [413, 415]
+    if ep.name in ("login", "selfcare_login", "my_password"):
         statuses += [401, 429]
-    if ep.name == "selfcare_login":
-        statuses += [429]
     for s in sorted(set(statuses)):
         responses.setdefault(str(s), {"description": STATUS_DOCS.get(s, "error"),
                                       "content": _content({"$ref": REF.format(model="Error")})})

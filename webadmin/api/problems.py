@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import DataError
 
 from core.errors import AlreadyExists, DatabaseUnavailable, InvalidInput, NotFound, RadbillError
 from webadmin.errors import Conflict, Forbidden, Throttled, Unauthorized
@@ -51,12 +52,17 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str]] = [
     (Throttled, 429, "throttled"),
     (DatabaseUnavailable, 503, "unavailable"),
     (RadbillError, 409, "rejected"),  # a domain rule refused it (pool in use, ...)
+    # A value the database cannot hold (a number past 64 bits, ...): still bad input.
+    (DataError, 400, "invalid_input"),
+    (OverflowError, 400, "invalid_input"),
 ]
 
 STATUS_DOCS = {400: "invalid request (code invalid_field, field names it)",
                401: "no or wrong credentials", 403: "the caller's role does not allow it",
                404: "no such object (or not visible to the caller)",
-               409: "conflicts with the current state", 429: "too many failed logins"}
+               409: "conflicts with the current state", 413: "request body too large",
+               415: "the body is not JSON", 429: "too many failed logins",
+               503: "the database is unavailable"}
 
 
 @dataclass(frozen=True)
@@ -103,4 +109,8 @@ def problem_for(exc: BaseException) -> Problem:
         headers = (("WWW-Authenticate", 'Bearer realm="radbill"'),)
     if isinstance(exc, DatabaseUnavailable):
         log.warning("API request: %s", exc)
-    return Problem(status, code, field, str(exc) or code, headers)
+    message = str(exc) or code
+    if isinstance(exc, DataError | OverflowError):
+        log.info("API request with a value out of range: %s", exc)
+        message = "a value is out of range"
+    return Problem(status, code, field, message, headers)
