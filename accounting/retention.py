@@ -172,8 +172,15 @@ def month_of(moment: datetime) -> str:
     return moment.strftime("%Y-%m")
 
 
-def effective_cutoff(requested: datetime, guard: GuardLike) -> datetime:
-    return min(requested, guard.floor) if guard.floor is not None else requested
+#: Nothing younger moves, whatever was asked: a spool replayed after a long outage or a
+#: NAS's late Interim-Update must still find its session (an archived one would be
+#: recreated from zero and its usage charged again).
+MIN_AGE = timedelta(days=7)
+
+
+def effective_cutoff(requested: datetime, guard: GuardLike, now: datetime) -> datetime:
+    cutoff = min(requested, now - MIN_AGE)
+    return min(cutoff, guard.floor) if guard.floor is not None else cutoff
 
 
 def thd_retention_guard(session: Session, thd_guard: ThdGuard | None,
@@ -275,7 +282,8 @@ def run_retention(dbpool: Any, settings: RetentionSettings, thd_guard: ThdGuard 
         if requested is None:
             continue
         report = RetentionReport(kind=kind, mode=settings.mode, dry_run=dry_run,
-                                 requested=requested, cutoff=effective_cutoff(requested, guard))
+                                 requested=requested,
+                                 cutoff=effective_cutoff(requested, guard, now))
         cursor: Cursor | None = None
         while True:
             if max_batches is not None and report.batches >= max_batches:

@@ -175,6 +175,11 @@ class RadiusConfig:
                                     "from memory what needs no database write)")
 
 
+def _keep_days(v: int) -> str | None:
+    # accounting.retention.MIN_AGE: a late or replayed record must still find its session.
+    return None if v == 0 or v >= 7 else "must be 0 (keep forever) or at least 7"
+
+
 @dataclass(frozen=True)
 class AccountingConfig:
     stale_after_intervals: int = opt(3, _positive,
@@ -186,10 +191,10 @@ class AccountingConfig:
         240, _positive, doc="an open call not heard of for this long is closed as stale "
                             "(voice gateways seldom send Interim-Updates: set it above the "
                             "longest call)")
-    keep_days: int = opt(0, _non_negative,
+    keep_days: int = opt(0, _keep_days,
                          doc="closed sessions older than this many days are archived or "
                              "deleted (see retention); 0 = keep forever")
-    keep_call_days: int = opt(0, _non_negative,
+    keep_call_days: int = opt(0, _keep_days,
                               doc="the same for calls; 0 = keep forever")
     retention: str = opt("archive", _one_of("archive", "delete"),
                          doc="archive: move old rows into acct_session_archive_YYYYMM / "

@@ -317,12 +317,28 @@ def test_purge_cli_dry_run_then_real_run(engine: Engine, db_url: str, tmp_path: 
 
 
 def test_retention_config_is_validated() -> None:
-    """keep_days below 0 and an unknown retention mode are config errors naming the key."""
+    """keep days below 0 or under a week and an unknown mode are config errors naming the key."""
     from core.errors import ConfigError
 
     with pytest.raises(ConfigError) as e:
-        parse_config({"accounting": {"keep_days": -1, "retention": "shred"}})
-    assert "accounting.keep_days" in str(e.value) and "accounting.retention" in str(e.value)
+        parse_config({"accounting": {"keep_days": -1, "keep_call_days": 3,
+                                     "retention": "shred"}})
+    for key in ("accounting.keep_days", "accounting.keep_call_days", "accounting.retention"):
+        assert key in str(e.value)
+
+
+@pytest_twisted.inlineCallbacks
+def test_nothing_younger_than_a_week_moves(engine: Engine, dbpool: DBPool):
+    """--before now still keeps the last 7 days: a replayed spool must find its sessions."""
+    from accounting.retention import MIN_AGE
+
+    with Session(engine) as s, s.begin():
+        old = add_session(s, NOW - timedelta(days=9), NOW - timedelta(days=8, hours=23))
+        young = add_session(s, NOW - timedelta(days=3), NOW - timedelta(days=2))
+    settings = RetentionSettings(keep_days=30, keep_call_days=0, mode="delete", batch=10)
+    reports = yield run_retention(dbpool, settings, None, now=NOW, before=NOW)
+    assert reports[0].cutoff == NOW - MIN_AGE
+    assert live_ids(engine, AcctSession) == {young} and old not in live_ids(engine, AcctSession)
 
 
 def test_no_guard_keeps_nothing_back() -> None:
