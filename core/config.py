@@ -216,6 +216,10 @@ class BillingConfig:
     currency: str = opt("USD")
     reserve_seconds: int = opt(300, _positive)
     reserve_octets: int = opt(50_000_000, _positive)
+    keep_usage_days: int = opt(0, _keep_days,
+                               doc="rated usage deltas (usage_delta) older than this many days "
+                                   "are deleted by the retention run (their money is in the "
+                                   "ledger); 0 = keep forever")
 
 
 @dataclass(frozen=True)

@@ -234,15 +234,26 @@ def retention_jobs(config: Config, dbpool: DBPool, reactor: Any) -> list[tuple[s
     from accounting.retention import RetentionSettings, run_retention
     from billing.retention_guard import make_retention_guard
     from billing.statements import StatementSettings
+    from billing.usage_retention import run_usage_retention
 
     settings = RetentionSettings.from_config(config)
-    if not (settings.keep_days or settings.keep_call_days):
+    keep_usage = config.billing.keep_usage_days
+    if not (settings.keep_days or settings.keep_call_days or keep_usage):
         return []
     guard = make_retention_guard(StatementSettings.from_config(config))
 
+    @defer.inlineCallbacks
     def run() -> Any:
-        return run_retention(dbpool, settings, guard, clock=reactor,
-                             max_batches=RETENTION_MAX_BATCHES, pause=0.01)
+        reports = yield run_retention(dbpool, settings, guard, clock=reactor,
+                                      max_batches=RETENTION_MAX_BATCHES, pause=0.01)
+        usage = yield run_usage_retention(dbpool, keep_usage, guard, batch=settings.batch,
+                                          clock=reactor, max_batches=RETENTION_MAX_BATCHES,
+                                          pause=0.01)
+        if usage is not None:
+            if usage.total:
+                log.info("billing retention: %s", usage.describe())
+            reports.append(usage)
+        return reports
 
     return [("accounting-retention", float(config.accounting.retention_interval), run)]
 

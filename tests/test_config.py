@@ -76,6 +76,7 @@ pending_poll_interval = 0.5
 currency = "EUR"
 reserve_seconds = 120
 reserve_octets = 1000000
+keep_usage_days = 60
 
 [cards]
 pin_digits = 10
@@ -253,7 +254,8 @@ def test_full_config_parses_every_value() -> None:
     assert cfg.accounting.spool_file == "/srv/radbill/acct.spool"
     assert (cfg.accounting.keep_days, cfg.accounting.keep_call_days, cfg.accounting.retention,
             cfg.accounting.retention_batch, cfg.accounting.retention_interval,
-            cfg.accounting.stale_call_minutes) == (400, 800, "delete", 250, 600, 90)
+            cfg.accounting.stale_call_minutes, cfg.billing.keep_usage_days) == (
+        400, 800, "delete", 250, 600, 90, 60)
     assert cfg.billing.currency == "EUR" and cfg.coa.retries == 0 and cfg.coa.timeout == 1.5
     assert (cfg.coa.captive_attributes, cfg.coa.restore_attributes) == (
         ["Mikrotik-Address-List=unpaid"], ["Mikrotik-Address-List=paid"])
