@@ -221,9 +221,14 @@ def thd_retention_batch(session: Session, kind: str, cutoff: datetime, guard: Gu
     last = Cursor(rows[-1].started_at, rows[-1].id) if rows else cursor
     moved: dict[str, int] = {}
     if movable and not dry_run:
-        still = set(session.scalars(
-            select(t.c.id).where(t.c.id.in_(sorted(movable)), t.c.stopped_at.is_not(None),
-                                 t.c.stopped_at < cutoff).with_for_update()))
+        # Lock by primary key only, and re-check in Python: a condition on stopped_at lets
+        # MariaDB pick a covering secondary index, scan it and keep rows locked that this
+        # batch does not move (an open session accounting must update meanwhile).
+        locked = session.execute(
+            select(t.c.id, t.c.stopped_at).with_hint(t, "FORCE INDEX (PRIMARY)", "mysql")
+            .where(t.c.id.in_(sorted(movable))).with_for_update()).all()
+        still = {row_id for row_id, stopped in locked
+                 if stopped is not None and stopped < cutoff}
         by_month: dict[str, list[int]] = {}
         for row_id in sorted(still):
             by_month.setdefault(movable[row_id], []).append(row_id)

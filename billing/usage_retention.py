@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, true
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from twisted.internet import defer, task
 
@@ -92,8 +92,12 @@ def thd_usage_retention_batch(session: Session, cutoff: datetime, guard: Retenti
     deleted: dict[str, int] = {}
     ids = sorted(doomed)
     if ids and not dry_run:
-        ids = list(session.scalars(select(u.id).where(u.id.in_(ids), u.rated == true())
-                                   .with_for_update()))
+        # By primary key only (see accounting.retention): no other row stays locked.
+        locked = session.execute(
+            select(u.id, u.rated).with_hint(UsageDeltaRow.__table__, "FORCE INDEX (PRIMARY)",
+                                            "mysql")
+            .where(u.id.in_(ids)).with_for_update()).all()
+        ids = sorted(row_id for row_id, rated in locked if rated)
         if ids:
             session.execute(delete(u).where(u.id.in_(ids))
                             .execution_options(synchronize_session=False))

@@ -345,3 +345,50 @@ def test_no_guard_keeps_nothing_back() -> None:
     """Without billing the guard has no floor and no subscribers."""
     g = NoGuard()
     assert g.floor is None and g.subscribers == {}
+
+
+def test_accounting_on_from_a_pbx_closes_its_open_calls(engine: Engine) -> None:
+    """Accounting-On from a voice gateway closes its open calls, as it does sessions."""
+    from accounting.records import AcctStatus
+    from accounting.store import AcctPolicy, thd_apply_records
+    from tests.test_accounting_store import call
+    from tests.test_accounting_support import rec, seed
+
+    with Session(engine) as s, s.begin():
+        ids = seed(s)
+        cube = ids["cube"]
+        thd_apply_records(s, [call(AcctStatus.START, nas_id=cube, call_id="k1",
+                                   leg="originate", billable=True, t=0)], AcctPolicy())
+    with Session(engine) as s, s.begin():
+        thd_apply_records(s, [rec(AcctStatus.ON, nas_id=cube, identity="::1", t=100)],
+                          AcctPolicy())
+    with Session(engine) as s:
+        (row,) = s.scalars(select(AcctCall)).all()
+    assert row.stopped_at is not None
+
+
+@pytest.mark.parametrize("mode", ["delete", "archive"])
+def test_a_batch_never_locks_the_rows_it_keeps(engine: Engine, mode: str) -> None:
+    """MariaDB: while a batch's transaction is open, accounting can still update an open row."""
+    if engine.dialect.name != "mysql":
+        pytest.skip("row locks are checked on MariaDB (SQLite has one writer at a time)")
+    with Session(engine) as s, s.begin():
+        live = add_session(s, day(1, 2), None)  # old but open: the batch reads, never locks it
+        for i in range(5):
+            start = day(1, 3) + timedelta(hours=i)
+            add_session(s, start, start + timedelta(minutes=1))
+    batch_session = Session(engine)
+    try:
+        batch_session.begin()
+        result = thd_retention_batch(batch_session, "sessions", datetime(2024, 5, 1, tzinfo=UTC),
+                                     NoGuard(), mode, 100, None)
+        assert sum(result.moved.values()) == 5 and result.kept_recent == 1
+        with engine.connect() as other:  # the accounting side, meanwhile
+            other.execute(text("SET SESSION innodb_lock_wait_timeout = 1"))
+            other.execute(text("UPDATE acct_session SET input_octets = 42 WHERE id = :i"),
+                          {"i": live})
+            other.commit()
+        batch_session.commit()
+    finally:
+        batch_session.close()
+    assert live_ids(engine, AcctSession) == {live}
