@@ -70,6 +70,9 @@ def _subscriber_info(row: Subscriber, plan_name: str | None,
                           reseller=reseller)
 
 
+subscriber_info = _subscriber_info  # for the service layer's one-query reads
+
+
 def _reseller_name(session: Session, reseller_id: int | None) -> str | None:
     if reseller_id is None:
         return None

@@ -143,6 +143,12 @@ class ApiServer:
     # -- the one request path ----------------------------------------------------------------
 
     async def handle(self, ep: Endpoint, request: Any, params: dict[str, str]) -> bytes:
+        body = await self._handle(ep, request, params)
+        # A known length, not chunked: smaller answers, simpler clients, keep-alive.
+        request.setHeader(b"content-length", str(len(body)).encode())
+        return body
+
+    async def _handle(self, ep: Endpoint, request: Any, params: dict[str, str]) -> bytes:
         fmt = self._format_or_json(request)
         try:
             fmt = render.choose(_arg(request, "out"), _header(request, b"accept"))
