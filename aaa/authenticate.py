@@ -100,6 +100,7 @@ class Authenticator:
         self.verifier = verifier
         self.upgrade = upgrade
         self.throttle = throttle
+        self._pending: dict[object, int] = {}  # login/port keys -> slow checks under way
 
     def authenticate(self, pkt: Packet, user_name: bytes,
                      sub: SubscriberAuth, client: object = None) -> Maybe[AuthResult]:
@@ -149,14 +150,37 @@ class Authenticator:
         if port is not None:
             keys.append(port)
         throttle = self.throttle
+        if self.verifier.known_wrong(sub, credential, password):
+            if throttle is not None:
+                for k in keys:
+                    throttle.failed(k)
+            return AuthResult(Outcome.WRONG_PASSWORD, "pap", detail="refused lately")
         priority = Priority.LOGIN
+        pending = self._pending
         if throttle is not None:
             if any(throttle.throttled(k) for k in keys):
                 return AuthResult(Outcome.THROTTLED, "pap",
                                   detail="too many wrong passwords lately")
             if any(throttle.suspect(k) for k in keys):
                 priority = Priority.SUSPECT
+        # One subscriber behind a NAS port logs in once at a time: a port or login that
+        # already has a check waiting is flooding, and waits behind clean logins.
+        if any(k in pending for k in keys):
+            priority = Priority.SUSPECT
+        for k in keys:
+            pending[k] = pending.get(k, 0) + 1
         d = self.verifier.slow(sub, credential, password, check, priority)
+
+        def settled(result: object) -> object:
+            for k in keys:
+                left = pending[k] - 1
+                if left:
+                    pending[k] = left
+                else:
+                    del pending[k]
+            return result
+
+        d.addBoth(settled)
 
         def checked(ok: bool) -> AuthResult:
             if throttle is not None:

@@ -68,7 +68,8 @@ class SlowCheckQueue:
                ) -> defer.Deferred[Any]:
         """``fn(*args)`` in the reactor's thread pool when a slot is free; may fail with Shed."""
         d: defer.Deferred[Any] = defer.Deferred()
-        if self.running < self._limit_for(priority) and not self.waiting:
+        ahead = any(self._queues[p] for p in range(priority + 1))  # as deserving, earlier
+        if self.running < self._limit_for(priority) and not ahead:
             self._start(fn, args, d)
             return d
         if self.waiting >= self.max_waiting and not self._displace(priority):

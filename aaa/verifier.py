@@ -81,7 +81,7 @@ class PasswordVerifier:
 
     def __init__(self, reactor: Any, key: bytes | None = None,
                  queue: SlowCheckQueue | None = None, store: StoreVerifiers | None = None,
-                 max_entries: int = 200_000) -> None:
+                 max_entries: int = 200_000, wrong_ttl: float = 60.0) -> None:
         self.reactor = reactor
         self.max_entries = max_entries
         # Without a key file (tests, tools) the verifiers only live as long as the process.
@@ -89,7 +89,13 @@ class PasswordVerifier:
         self.queue = queue if queue is not None else SlowCheckQueue(reactor, running=4,
                                                                     waiting=1024)
         self.store = store
+        self.wrong_ttl = wrong_ttl
         self._verified: OrderedDict[int, bytes] = OrderedDict()
+        # Tags of passwords the slow check refused lately -> until when that is trusted:
+        # a CPE retrying a stale password every few seconds pays argon2 once, not each time.
+        self._wrong: OrderedDict[bytes, float] = OrderedDict()
+        # Tags being checked now -> who else waits for that same check.
+        self._checking: dict[bytes, list[defer.Deferred[bool]]] = {}
         self._unsaved: dict[int, str] = {}
         self._saving = False
 
@@ -108,17 +114,48 @@ class PasswordVerifier:
             return True
         return False
 
+    def known_wrong(self, sub: SubscriberAuth, credential: str, password: bytes) -> bool:
+        """The slow check refused exactly this password for this credential lately."""
+        tag = self.tag(sub, credential, password)
+        until = self._wrong.get(tag)
+        return until is not None and until > self.reactor.seconds()
+
     def slow(self, sub: SubscriberAuth, credential: str, password: bytes, check: SlowCheck,
              priority: Priority = Priority.LOGIN) -> defer.Deferred[bool]:
-        """The slow check in the queue; a success is remembered (may fail with Shed)."""
+        """The slow check in the queue; a success is remembered (may fail with Shed).
+
+        The same password for the same credential already being checked waits for that
+        check instead of queueing its own (a NAS resending, a CPE retrying).
+        """
+        tag = self.tag(sub, credential, password)
+        mine: defer.Deferred[bool] = defer.Deferred()
+        waiting = self._checking.get(tag)
+        if waiting is not None:
+            waiting.append(mine)
+            return mine
+        waiting = self._checking[tag] = [mine]
         d = self.queue.submit(priority, check, credential, password)
 
         def checked(ok: bool) -> bool:
             if ok:
                 self.remember(sub, credential, password)
+            else:
+                self._wrong.pop(tag, None)
+                if len(self._wrong) >= self.max_entries:
+                    self._wrong.popitem(last=False)
+                self._wrong[tag] = self.reactor.seconds() + self.wrong_ttl
             return bool(ok)
 
-        return d.addCallback(checked)
+        def answer(result: object) -> None:
+            del self._checking[tag]
+            for each in waiting:
+                if isinstance(result, Failure):
+                    each.errback(result)
+                else:
+                    each.callback(result)
+
+        d.addCallback(checked).addBoth(answer)
+        return mine
 
     def verify(self, sub: SubscriberAuth, credential: str, password: bytes,
                check: SlowCheck, priority: Priority = Priority.LOGIN) -> Maybe[bool]:

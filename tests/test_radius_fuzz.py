@@ -335,6 +335,9 @@ class SyncVerifier:
     def known(self, sub: object, credential: str, password: bytes) -> bool:
         return False
 
+    def known_wrong(self, sub: object, credential: str, password: bytes) -> bool:
+        return False
+
     def slow(self, sub: object, credential: str, password: bytes, check: object,
              priority: object = None) -> defer.Deferred[bool]:
         return defer.succeed(verify_password(credential, password))
