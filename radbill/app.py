@@ -67,11 +67,20 @@ class DBPoolService(service.Service):
         self.dbpool = dbpool
 
     def startService(self) -> None:
+        from twisted.internet import task
+
         self.dbpool.start()
         super().startService()
+        # During an outage jobs fail at once; this probe notices the database's return.
+        self._probe = task.LoopingCall(self.dbpool.probe)
+        self._probe.clock = self.dbpool.reactor
+        self._probe.start(self.dbpool.outage.retry_interval, now=False)
 
     def stopService(self) -> None:  # type: ignore[override]
         super().stopService()
+        probe = getattr(self, "_probe", None)
+        if probe is not None and probe.running:
+            probe.stop()
         self.dbpool.stop()
 
 
@@ -386,7 +395,10 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
     root = OrderedMultiService()
     DBPoolService(dbpool).setServiceParent(root)
 
-    credentials = CredentialStore(dbpool, reactor, ttl=config.radius.credential_cache_ttl,  # type: ignore[arg-type]
+    # The login path's DB work goes through the auth lane: first in line, with a thread
+    # accounting cannot take (core.db.pool.AuthLane).
+    auth_db: Any = dbpool.auth
+    credentials = CredentialStore(auth_db, reactor, ttl=config.radius.credential_cache_ttl,  # type: ignore[arg-type]
                                   max_loads=2)
     CredentialWatcher(credentials, dbpool, reactor,  # type: ignore[arg-type]
                       config.radius.credential_poll_interval,
@@ -412,17 +424,17 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
     if access_hooks is None:
         # Cheapest reject first; the billing reservation before anything is allocated;
         # the address last, so nothing that can still reject runs after an offer.
-        access_hooks = [make_simultaneous_use_hook(dbpool)]
+        access_hooks = [make_simultaneous_use_hook(auth_db)]
         if billing:
-            access_hooks.append(BillingAccessHook(dbpool, config))
-        access_hooks.append(PoolHook(dbpool, reactor,  # type: ignore[arg-type]
+            access_hooks.append(BillingAccessHook(auth_db, config))
+        access_hooks.append(PoolHook(auth_db, reactor,  # type: ignore[arg-type]
                                      offer_lease_seconds=config.pools.offer_lease_seconds,
                                      routes_ttl=config.pools.routes_ttl))
     voucher = None
     if billing and config.cards.voucher_login:
         from aaa.voucher import VoucherLogin
 
-        voucher = VoucherLogin(dbpool, credentials, reactor, config.billing.currency,
+        voucher = VoucherLogin(auth_db, credentials, reactor, config.billing.currency,
                                card_policy(config))
     access = AccessHandler(credentials, authenticator, access_hooks, unknown_login=voucher)
 
