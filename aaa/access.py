@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pyrad.packet import Packet
+from twisted.python.failure import Failure
 
 from aaa.authenticate import Authenticator, AuthResult, raw
 from aaa.authorize import plan_attributes
@@ -28,6 +29,7 @@ from aaa.credentials import CredentialStore, SubscriberAuth
 from aaa.maybe import Maybe, is_deferred, then
 from aaa.outcome import Decision, Outcome
 from core.db.models import SubscriberStatus
+from core.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +75,23 @@ class UnknownLogin(Protocol):
                  user_name: str) -> Maybe[SubscriberAuth | None] | None: ...
 
 
+#: Hooks marked so (an attribute on the hook) are skipped under on_database_down = "cache"
+#: when the database cannot answer them: they only read (simultaneous-use), and letting a
+#: login through without that read is the documented price of answering from memory.
+OPTIONAL_WHEN_DOWN = "optional_when_database_down"
+
+
 class AccessHandler:
     def __init__(self, credentials: CredentialStore, authenticator: Authenticator,
                  hooks: Sequence[AccessHook] = (),
-                 unknown_login: UnknownLogin | None = None) -> None:
+                 unknown_login: UnknownLogin | None = None,
+                 on_database_down: str = "drop") -> None:
+        """``on_database_down``: radius.on_database_down (drop, reject or cache)."""
         self.credentials = credentials
         self.authenticator = authenticator
         self.hooks = list(hooks)
         self.unknown_login = unknown_login
+        self.on_database_down = on_database_down
 
     def handle(self, client: NasClient, pkt: Packet) -> Maybe[Decision]:
         name_raw = raw(pkt, USER_NAME)
@@ -90,8 +101,31 @@ class AccessHandler:
             user_name = name_raw.decode("utf-8")
         except UnicodeDecodeError:
             return Decision(Outcome.UNKNOWN_LOGIN, detail="User-Name is not UTF-8")
-        return then(self.credentials.get(user_name), self._found, client, pkt, name_raw,
-                    user_name)
+        found = self.credentials.get(user_name)
+        if is_deferred(found):
+            found.addErrback(self._load_failed, user_name)  # type: ignore[union-attr]
+        decision = then(found, self._found, client, pkt, name_raw, user_name)
+        if is_deferred(decision):
+            decision.addErrback(self._database_down, user_name)  # type: ignore[union-attr]
+        return decision
+
+    def _load_failed(self, failure: Failure, user_name: str) -> object:
+        """With the database down and on_database_down = cache, the last entry loaded."""
+        failure.trap(DatabaseUnavailable)
+        if self.on_database_down != "cache" or not self.credentials.known(user_name):
+            return failure
+        return self.credentials.stale(user_name)
+
+    def _database_down(self, failure: Failure, user_name: str) -> Decision:
+        """Whatever step needed the database and could not have it: radius.on_database_down.
+
+        No traceback and no line of its own: core.db.outage logs the outage once, and the
+        reject/drop line of aaa.radius (rate-limited) counts the requests.
+        """
+        failure.trap(DatabaseUnavailable)
+        outcome = (Outcome.DATABASE_DOWN_REJECT if self.on_database_down == "reject"
+                   else Outcome.DATABASE_DOWN)
+        return Decision(outcome, detail=f"{user_name}: the database is unreachable")
 
     def _found(self, sub: SubscriberAuth | None, client: NasClient, pkt: Packet,
                name_raw: bytes, user_name: str) -> Maybe[Decision]:
@@ -128,9 +162,13 @@ class AccessHandler:
         """Hooks in order from the i-th; a hook that answers at once costs no Deferred."""
         hooks = self.hooks
         while i < len(hooks):
+            hook = hooks[i]
             verdict = hooks[i](ctx)
             i += 1
             if is_deferred(verdict):
+                if self.on_database_down == "cache" and getattr(hook, OPTIONAL_WHEN_DOWN,
+                                                                False):
+                    verdict.addErrback(_skip_when_down)  # type: ignore[union-attr]
                 return verdict.addCallback(  # type: ignore[union-attr,no-any-return]
                     self._hook_answered, ctx, result, i)
             if verdict is not None:
@@ -149,3 +187,8 @@ class AccessHandler:
         if not verdict.detail:
             verdict.detail = ctx.user_name
         return verdict
+
+
+def _skip_when_down(failure: Failure) -> None:
+    failure.trap(DatabaseUnavailable)
+    return None

@@ -43,6 +43,7 @@ from aaa.credentials import CredentialStore
 from core.db.base import utcnow
 from core.db.models import Plan, Subscriber
 from core.db.pool import DBPool
+from core.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +121,18 @@ class ChangeTracker:
 
 class CredentialWatcher(service.Service):
     def __init__(self, store: CredentialStore, dbpool: DBPool, clock: IReactorTime,
-                 interval: float = 1.0, preload: bool = False) -> None:
-        """``preload``: fill the store with every subscriber at start (CredentialStore.preload)."""
+                 interval: float = 1.0, preload: bool = False,
+                 keep_during_outage: bool = False) -> None:
+        """``preload``: fill the store with every subscriber at start (CredentialStore.preload).
+
+        ``keep_during_outage`` (radius.on_database_down = "cache"): a poll that fails because
+        the database is unreachable keeps the cache, so logins can be answered from it; the
+        whole cache is dropped at the first poll that works again, since changes made
+        meanwhile may be older than the poll's window.
+        """
         self.preload = preload
+        self.keep_during_outage = keep_during_outage
+        self._flush_when_back = False
         self.tracker = ChangeTracker(store)
         self.dbpool = dbpool
         self.interval = interval
@@ -138,15 +148,28 @@ class CredentialWatcher(service.Service):
         d = self.dbpool.run(thd_snapshot, now - TAIL_WINDOW, self.tracker.max_id)
         if full:
             d.addCallback(self._read_window, now - SKEW_WINDOW)
-        d.addCallback(self.tracker.apply)
+        d.addCallback(self._apply)
 
         def failed(f: Failure) -> None:
+            self.tracker.subscribers = None
+            if f.check(DatabaseUnavailable):
+                # core.db.outage logs the outage once; a line a second would flood the log.
+                log.debug("credential change poll failed: %s", f.getErrorMessage())
+                if self.keep_during_outage:
+                    self._flush_when_back = True
+                    return
+            else:
+                log.warning("credential change poll failed: %s", f.getErrorMessage())
             # Without a snapshot nothing can be trusted for long: drop the cache.
             self.tracker.store.invalidate()
-            self.tracker.subscribers = None
-            log.warning("credential change poll failed: %s", f.getErrorMessage())
 
         return d.addErrback(failed)
+
+    def _apply(self, snap: ChangeSnapshot) -> str:
+        if self._flush_when_back:
+            self._flush_when_back = False
+            self.tracker.store.invalidate()
+        return self.tracker.apply(snap)
 
     @defer.inlineCallbacks
     def _read_window(self, snap: ChangeSnapshot, since: datetime) -> Any:

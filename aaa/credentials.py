@@ -265,6 +265,10 @@ class CredentialStore:
             after = subs[-1].id
         return kept
 
+    def known(self, login: str) -> bool:
+        """An entry (maybe expired, maybe "no such login") is held for ``login``."""
+        return login in self._entries
+
     def stale(self, login: str) -> SubscriberAuth | None:
         """The last entry loaded for a login, expired or not (radius.on_database_down = cache)."""
         return self._entries.get(login)

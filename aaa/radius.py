@@ -40,6 +40,7 @@ from aaa.wire import (
     attribute_combination_problem,
     check_packet,
 )
+from core.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +365,9 @@ class RadiusServerProtocol(DatagramProtocol):
             self._reply_failed(Failure())
 
     def _failed(self, failure: Failure, client: NasClient) -> Decision:
+        if failure.check(DatabaseUnavailable):
+            # The outage is logged once (core.db.outage); no traceback per request.
+            return Decision(Outcome.FAILED, detail=failure.getErrorMessage())
         log.error("%s port: request from %s failed: %s", self.kind, client.name,
                   failure.getErrorMessage(), exc_info=failure.value)
         return Decision(Outcome.FAILED, detail=failure.getErrorMessage())

@@ -10,12 +10,14 @@ from pyrad.dictionary import Dictionary
 from twisted.application import service
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IReactorUDP
+from twisted.python.failure import Failure
 
 from aaa.clients import ClientTable, read_saved_clients, save_clients, thd_load_clients
 from aaa.dedupe import DuplicateCache
 from aaa.radius import PortKind, RadiusServerProtocol, RequestHandler, UnknownClientLog
 from core.config import RadiusConfig
 from core.db.pool import DBPool
+from core.errors import DatabaseUnavailable
 from core.net import adopt_udp
 
 log = logging.getLogger(__name__)
@@ -80,8 +82,10 @@ class ClientRegistry:
             return self._reloading
         self._last_reload = self.clock.seconds()
 
-        def failed(f: object) -> None:
-            log.error("cannot reload NAS clients: %s", getattr(f, "getErrorMessage", str)())
+        def failed(f: Failure) -> None:
+            # During an outage (logged once by core.db.outage) the table in memory stays.
+            level = logging.DEBUG if f.check(DatabaseUnavailable) else logging.ERROR
+            log.log(level, "cannot reload NAS clients: %s", f.getErrorMessage())
 
         def finished(result: None) -> None:
             self._reloading = None

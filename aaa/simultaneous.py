@@ -43,4 +43,6 @@ def make_simultaneous_use_hook(dbpool: DBPool,
         d: defer.Deferred[int] = dbpool.run(thd_count_live_sessions, ctx.subscriber.id, now())
         return d.addCallback(check)
 
+    # Only a read: under radius.on_database_down = "cache" a login goes on without it.
+    simultaneous_use.optional_when_database_down = True  # type: ignore[attr-defined]
     return simultaneous_use

@@ -38,6 +38,7 @@ from aaa.maybe import Maybe
 from aaa.models import PapVerifier
 from aaa.slowqueue import Priority, SlowCheckQueue
 from core.db.base import utcnow
+from core.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,9 @@ class PasswordVerifier:
 
         def failed(f: Failure) -> None:
             # Only speed is lost: the next cold login of these subscribers pays argon2 again.
-            log.warning("could not store %d PAP verifiers: %s", len(rows), f.getErrorMessage())
+            level = logging.DEBUG if f.check(DatabaseUnavailable) else logging.WARNING
+            log.log(level, "could not store %d PAP verifiers: %s", len(rows),
+                    f.getErrorMessage())
 
         def done(_: object) -> None:
             self._saving = False

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.application import service
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.internet.interfaces import IReactorCore
 from twisted.web import resource, server
 
@@ -201,11 +201,7 @@ def make_web_only(config: Config, reactor: Any, *, check_schema: bool = True) ->
     check_web(config)
     dbpool = make_dbpool(config, reactor)
     if check_schema:
-        try:
-            schema.check_current(dbpool.engine)
-        except Exception:
-            dbpool.engine.dispose()
-            raise
+        check_schema_or_wait(dbpool, reactor)
     root = OrderedMultiService()
     DBPoolService(dbpool).setServiceParent(root)
     web_service(config, dbpool, reactor).setServiceParent(root)
@@ -358,6 +354,44 @@ def make_authenticator(config: Config, dbpool: DBPool, reactor: Any,
                          throttle)
 
 
+def check_schema_or_wait(dbpool: DBPool, reactor: Any) -> None:
+    """Refuse an outdated schema now, or, with the database down, when it comes back.
+
+    A server restarted during an outage must still answer accounting into the spool
+    (issue 12), so an unreachable database opens an outage (one WARNING) instead of
+    failing the start; when the database answers, the schema is checked, and a schema
+    this code cannot serve stops the server with the usual message.
+    """
+    from core.db.pool import is_unreachable
+
+    try:
+        schema.check_current(dbpool.engine)
+        return
+    except Exception as exc:
+        if not is_unreachable(exc):
+            dbpool.engine.dispose()
+            raise
+        dbpool.outage.failed(f"{getattr(exc, 'orig', exc)}; starting anyway")
+
+    def back(down: bool) -> None:
+        if down or checked:
+            return
+        checked.append(True)
+
+        def outdated(f: Any) -> None:
+            if f.check(Exception) and not is_unreachable(f.value):
+                log.error("cannot serve this database: %s", f.getErrorMessage())
+                reactor.stop()
+            else:
+                checked.clear()  # unreachable again: check at the next return
+
+        threads.deferToThreadPool(reactor, dbpool.threadpool, schema.check_current,
+                                  dbpool.engine).addErrback(outdated)
+
+    checked: list[bool] = []
+    dbpool.outage.listen(back)
+
+
 def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = True,
                  access_hooks: list[AccessHook] | None = None,
                  accounting_handler: Any = None, billing: bool = True,
@@ -386,11 +420,7 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
     require_data_dir(config)  # the spool (and SQLite) live there, whatever the database
     dbpool = make_dbpool(config, reactor)
     if check_schema:
-        try:
-            schema.check_current(dbpool.engine)
-        except Exception:
-            dbpool.engine.dispose()
-            raise
+        check_schema_or_wait(dbpool, reactor)
     dictionary = load_dictionary()
     root = OrderedMultiService()
     DBPoolService(dbpool).setServiceParent(root)
@@ -402,7 +432,9 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
                                   max_loads=2)
     CredentialWatcher(credentials, dbpool, reactor,  # type: ignore[arg-type]
                       config.radius.credential_poll_interval,
-                      preload=config.radius.credential_cache_ttl > 0).setServiceParent(root)
+                      preload=config.radius.credential_cache_ttl > 0,
+                      keep_during_outage=config.radius.on_database_down == "cache",
+                      ).setServiceParent(root)
     authenticator = make_authenticator(config, dbpool, reactor, credentials)
 
     billing_service = None
@@ -436,7 +468,8 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
 
         voucher = VoucherLogin(auth_db, credentials, reactor, config.billing.currency,
                                card_policy(config))
-    access = AccessHandler(credentials, authenticator, access_hooks, unknown_login=voucher)
+    access = AccessHandler(credentials, authenticator, access_hooks, unknown_login=voucher,
+                           on_database_down=config.radius.on_database_down)
 
     if accounting_handler is None:
         sink = notifying_sink(billing_service.kick) if billing_service else thd_record_usage
@@ -461,6 +494,8 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
                            saved_clients=Path(config.server.data_dir) / "nas-clients.json",
                            lines_per_minute=config.logging.reject_lines_per_minute)
     radius.setServiceParent(root)
+    # Back from an outage: NAS clients changed meanwhile are seen at once, not in 30 s.
+    dbpool.outage.listen(lambda down: None if down else radius.clients.reload())
     # Singletons: one process in the cluster runs each, chosen by a lease row.
     leadership = Leadership(dbpool, reactor, new_identity(config.server.node, worker),  # type: ignore[arg-type]
                             lease_seconds=config.cluster.lease_seconds, version=__version__)

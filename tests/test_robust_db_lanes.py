@@ -44,7 +44,7 @@ def test_auth_jobs_go_first_and_keep_a_thread_while_accounting_fills_the_rest(
             assert order == ["auth"]
         release.set()
         yield defer.gatherResults([*busy, *queued, auth])
-        first_quick = [n for n in order if not n.startswith("acct-busy")][0]
+        first_quick = next(n for n in order if not n.startswith("acct-busy"))
         assert first_quick == "auth"
     finally:
         release.set()

@@ -47,6 +47,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from core.cluster.models import ClusterLease, ClusterMember
 from core.db.base import utcnow
 from core.db.pool import DBPool
+from core.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,9 @@ class Leadership(service.Service):
             views = yield d
         except Exception as exc:
             self.claims_failed += 1
-            log.warning("cluster: cannot renew leases (%s); singletons stop before they lapse",
-                        exc)
+            # An outage is logged once by core.db.outage, not at every renewal.
+            log.log(logging.DEBUG if isinstance(exc, DatabaseUnavailable) else logging.WARNING,
+                    "cluster: cannot renew leases (%s); singletons stop before they lapse", exc)
             return
         finally:
             self._ticking = None
