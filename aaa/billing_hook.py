@@ -31,7 +31,7 @@ from aaa.access import AccessContext
 from aaa.maybe import Maybe, then
 from aaa.outcome import Decision, Outcome
 from aaa.refreshing import RefreshingCache
-from aaa.vendors import rate_limit_attributes
+from aaa.vendors import octet_quota_attributes, rate_limit_attributes
 from billing.rating import normalize_number
 from billing.reservation import Grant, SessionRequest, thd_reserve
 from billing.tariff_store import thd_priced_plan_ids
@@ -125,7 +125,29 @@ class BillingAccessHook:
             ctx.reply.append(("h323-return-code", "h323-return-code=0"))
         if grant.throttle_rate_limit:
             _throttle(ctx, grant.throttle_rate_limit)
+        if grant.octet_quota is not None and not req.destination:
+            _limit_traffic(ctx, grant.octet_quota, self.config.billing.traffic_interim_interval)
         return None
+
+
+def _limit_traffic(ctx: AccessContext, octets: int, interim_cap: int) -> None:
+    """Have the NAS enforce a traffic-priced session's money, not only the next charging pass.
+
+    Without this a fast session outran its reservation by far (issue 12: a 0.30 prepaid
+    account reached -13.13) because the NAS learns nothing until billing cuts it. With the
+    vendor's octet-quota attribute the NAS itself stops the session when the octets the
+    available money buys are used; otherwise Interim-Updates come at most every
+    ``interim_cap`` seconds, so the charging pass sees the usage and, when the next slice
+    cannot be held, disconnects the session (bound: docs/billing.md).
+    """
+    attrs = octet_quota_attributes(ctx.client.vendor, octets)
+    if attrs:
+        ctx.reply.extend(attrs)
+        return
+    current = [v for k, v in ctx.reply if k == "Acct-Interim-Interval"]
+    interval = min([interim_cap] + [int(v) for v in current if str(v).isdigit()])
+    ctx.reply[:] = [(k, v) for k, v in ctx.reply if k != "Acct-Interim-Interval"]
+    ctx.reply.append(("Acct-Interim-Interval", interval))
 
 
 def _cap_session_timeout(ctx: AccessContext, seconds: int) -> None:

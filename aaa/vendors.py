@@ -150,3 +150,20 @@ def _rate_limit_attributes(vendor: Vendor, rate_limit: str) -> tuple[tuple[str, 
         text = template.format(**values)
         out.append((attr, int(text) if text.isdigit() else text))
     return tuple(out)
+
+
+def octet_quota_attributes(vendor: Vendor, octets: int) -> list[tuple[str, object]]:
+    """The vendor's per-session traffic quota (input + output octets), or [] when it has none.
+
+    MikroTik: Mikrotik-Total-Limit with Mikrotik-Total-Limit-Gigawords for the high 32 bits
+    (RouterOS ends the session when in + out reach it). The other profiles have no quota
+    attribute radbill can rely on (Juniper's and Cisco's need service definitions on the
+    NAS), so they get the shorter Interim-Update interval instead (aaa.billing_hook).
+    """
+    if vendor is Vendor.MIKROTIK:
+        octets = max(octets, 1)
+        attrs: list[tuple[str, object]] = [("Mikrotik-Total-Limit", octets & 0xFFFFFFFF)]
+        if octets >> 32:
+            attrs.append(("Mikrotik-Total-Limit-Gigawords", octets >> 32))
+        return attrs
+    return []

@@ -427,6 +427,23 @@ def seconds_affordable(tariff: Tariff, money_minor: int, at: int, currency: str,
     return granted - granted % tariff.time_increment
 
 
+def octets_affordable(tariff: Tariff, money_minor: int, at: int, currency: str) -> int | None:
+    """Octets (either direction) ``money_minor`` buys at the band of ``at``; None = free.
+
+    Priced at the dearer of the in and out price, like slice_cost, so the quota given to
+    the NAS is never worth more than the money in whichever direction it is used.
+    """
+    if not tariff.charges_traffic:
+        return None
+    band = band_at(tariff, at)
+    _, pin, pout = band_prices(tariff, band.name if band else BASE)
+    price = max(pin, pout)
+    if price <= 0:
+        return None
+    money = Decimal(money_micro(max(money_minor, 0), currency))
+    return floor_int(money * MB_BYTES / price)
+
+
 def call_seconds_affordable(rate: VoiceRate, money_minor: int, currency: str,
                             horizon: int = MAX_GRANT_SECONDS) -> int:
     """The longest call the money pays for at this rate (0: not even the connect fee)."""

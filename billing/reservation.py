@@ -46,6 +46,7 @@ from billing.money import round_to_minor
 from billing.rating import (
     call_cost_micro,
     call_seconds_affordable,
+    octets_affordable,
     seconds_affordable,
     slice_cost,
     utc_ts,
@@ -81,6 +82,9 @@ class Grant:
     charging_session_id: int | None = None
     throttle_rate_limit: str | None = None
     call_prefix: str | None = None
+    # Octets (in + out) the session may use on the money available now: the NAS enforces it
+    # where its vendor has a quota attribute (aaa.billing_hook); None = traffic is free.
+    octet_quota: int | None = None
 
     @property
     def message(self) -> str | None:
@@ -171,6 +175,11 @@ def thd_reserve(session: Session, req: SessionRequest, currency: str, reserve_se
     timeout = affordable
     if grant == "slice" and affordable is not None:
         timeout = min(reserve_seconds, affordable)
+    quota = octets_affordable(tariff, available, at, account.currency)
+    if quota is not None and quota <= 0:
+        return Grant(ok=False, refusal=Refusal.NO_BALANCE)
+    if grant == "slice" and quota is not None:
+        quota = min(reserve_octets, quota)
     if hold is None:
         hold = ChargingSession(account_id=account.id, subscriber_id=req.subscriber_id,
                                state=ChargingState.RESERVED.value, nas_id=req.nas_id,
@@ -183,7 +192,7 @@ def thd_reserve(session: Session, req: SessionRequest, currency: str, reserve_se
     hold.expires_at = now + timedelta(seconds=max(2 * reserve_seconds, MIN_HOLD_SECONDS))
     session.flush()
     return Grant(ok=True, session_timeout=timeout, reserved=amount,
-                 charging_session_id=hold.id, throttle_rate_limit=throttle)
+                 charging_session_id=hold.id, throttle_rate_limit=throttle, octet_quota=quota)
 
 
 def _reserve_call(session: Session, req: SessionRequest, tariff: Tariff | None, currency: str,

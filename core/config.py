@@ -220,6 +220,9 @@ class BillingConfig:
                                doc="rated usage deltas (usage_delta) older than this many days "
                                    "are deleted by the retention run (their money is in the "
                                    "ledger); 0 = keep forever")
+    traffic_interim_interval: int = opt(
+        60, _positive, doc="Acct-Interim-Interval (s) at most, for sessions priced by traffic "
+                           "on NASes without an octet-quota attribute (docs/billing.md)")
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ currency = "EUR"
 reserve_seconds = 120
 reserve_octets = 1000000
 keep_usage_days = 60
+traffic_interim_interval = 30
 
 [cards]
 pin_digits = 10
