@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "radbill.cli.login",
     "radbill.cli.importer",
     "radbill.cli.access",
+    "radbill.cli.doctor",
 ]
 
 EXIT_USAGE = 2
