@@ -39,6 +39,7 @@ class Serve:
             f'read_timeout = 3\n[radius]\nlisten = ["127.0.0.1"]\nauth_port = {self.auth}\n'
             f'acct_port = {self.acct}\non_database_down = "{mode}"\n')
         self.log_path = tmp / "serve.log"
+        self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.log = self.log_path.open("a")
         self.proc = subprocess.Popen([sys.executable, "-m", "radbill.cli", "--config",
                                       str(self.config), "serve"], stdout=self.log,
@@ -50,7 +51,8 @@ class Serve:
         assert "radbill serving" in self.text(), self.text()
 
     def text(self) -> str:
-        return self.log_path.read_text()
+        """This process's part of the log (an earlier start wrote the part before)."""
+        return self.log_path.read_text()[self.offset:]
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
