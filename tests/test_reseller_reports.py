@@ -120,6 +120,8 @@ def test_every_reseller_operation_is_scoped(engine: Engine) -> None:
             reseller_money.thd_topup(s, north, "north", 100, "USD", "self-topup")
         with pytest.raises(Forbidden):
             reseller_money.thd_set_limit(s, north, "north", 100, "USD")
+        with pytest.raises(Forbidden):
+            reseller_money.thd_set_wholesale(s, north, "resold", "10")
         subscriber = Caller(actor="subscriber:n1", role="subscriber", subscriber="n1")
         with pytest.raises(Forbidden):
             thd_reseller_statement(s, subscriber, "north", "2024-05", UTCZ, "USD")
@@ -157,3 +159,25 @@ def test_cli_reseller_statement_and_revenue_report(engine: Engine, db_url: str, 
     assert code == 1 and "--to" in err
     code, _, err = run("reseller", "statement", "nobody", "--period", "2024-05")
     assert code == 1 and "nobody" in err
+
+
+def test_cli_money_changes_are_audited(engine: Engine, db_url: str, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """reseller topup, limit and wholesale from the CLI go through the service layer's audit."""
+    from sqlalchemy import select
+
+    from core.db.access import AuditEntry
+
+    seed(engine)
+    run = cli_runner(f'[server]\ndata_dir = "{tmp_path}"\n[database]\nurl = "{db_url}"\n',
+                     tmp_path, capsys)
+    assert run("reseller", "topup", "south", "12.00", "--ref", "W-1")[0] == 0
+    code, out, _ = run("reseller", "topup", "south", "12.00", "--ref", "W-1")
+    assert code == 0 and "already recorded" in out
+    assert run("reseller", "limit", "south", "5.00")[0] == 0
+    assert run("reseller", "wholesale", "resold", "70")[0] == 0
+    code, out, _ = run("reseller", "balance", "south", "--out", "json")
+    assert code == 0 and json.loads(out)["balance"] == "38.00"
+    with Session(engine) as s:
+        actions = list(s.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
+    assert actions == ["reseller.topup", "reseller.limit", "reseller.wholesale"]

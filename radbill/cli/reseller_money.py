@@ -1,4 +1,7 @@
-"""radbill reseller topup|balance|limit|wholesale: resellers' prepaid money with the operator.
+"""radbill reseller topup|balance|limit|wholesale|statement: resellers' money with the operator.
+
+Each goes through the service layer (webadmin.service.reseller_money / reseller_reports):
+the CLI's caller has admin's rights, and every change is in the audit log.
 
     radbill reseller topup NAME AMOUNT --ref REF     (idempotent by --ref; negative corrects)
     radbill reseller balance NAME
@@ -10,19 +13,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from billing.money import check_currency, format_amount, parse_amount
-from billing.resellers import (
-    ResellerBalance,
-    thd_reseller_balance,
-    thd_set_limit,
-    thd_set_wholesale,
-    thd_topup,
-)
 from core.config import load_config
 from radbill.cli.context import CliContext
 from radbill.cli.output import add_out_argument, emit_list, emit_object
+from webadmin.service import reseller_money
 
 
 def register_money(rsub: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -55,24 +51,16 @@ def register_money(rsub: argparse._SubParsersAction[argparse.ArgumentParser],
     st.set_defaults(func=cmd_statement)
 
 
-def _dict(b: ResellerBalance) -> dict[str, Any]:
-    c = b.currency
-    return {"reseller": b.name, "currency": c, "balance": format_amount(b.balance, c),
-            "credit_limit": format_amount(b.credit_limit, c),
-            "available": format_amount(b.available, c), "entries": b.entries}
-
-
 def cmd_topup(args: argparse.Namespace) -> int:
     ctx = CliContext(args)
     try:
         currency = check_currency(ctx.config.billing.currency)
         amount = parse_amount(args.amount, currency, allow_negative=True)
-        created, bal = ctx.run(thd_topup, args.name, amount, currency, args.ref)
+        out = ctx.run_as(reseller_money.thd_topup, args.name, amount, currency, args.ref)
     finally:
         ctx.close()
-    out = {"recorded": created, **_dict(bal)}
     if args.out == "text":
-        print(f"reseller {args.name}: " + ("top-up recorded" if created else
+        print(f"reseller {args.name}: " + ("top-up recorded" if out["recorded"] else
                                            "already recorded (same --ref), nothing changed")
               + f"; balance {out['balance']} {currency}")
     else:
@@ -83,11 +71,11 @@ def cmd_topup(args: argparse.Namespace) -> int:
 def cmd_balance(args: argparse.Namespace) -> int:
     ctx = CliContext(args)
     try:
-        bal = ctx.run(thd_reseller_balance, args.name,
-                      check_currency(ctx.config.billing.currency))
+        out = ctx.run_as(reseller_money.thd_balance, args.name,
+                         check_currency(ctx.config.billing.currency))
     finally:
         ctx.close()
-    emit_object(_dict(bal), args.out, item="reseller_balance")
+    emit_object(out, args.out, item="reseller_balance")
     return 0
 
 
@@ -95,10 +83,11 @@ def cmd_limit(args: argparse.Namespace) -> int:
     ctx = CliContext(args)
     try:
         currency = check_currency(ctx.config.billing.currency)
-        bal = ctx.run(thd_set_limit, args.name, parse_amount(args.amount, currency), currency)
+        out = ctx.run_as(reseller_money.thd_set_limit, args.name,
+                         parse_amount(args.amount, currency), currency)
     finally:
         ctx.close()
-    emit_object(_dict(bal), args.out, item="reseller_balance")
+    emit_object(out, args.out, item="reseller_balance")
     return 0
 
 
@@ -106,7 +95,7 @@ def cmd_wholesale(args: argparse.Namespace) -> int:
     ctx = CliContext(args)
     try:
         pct = None if args.percent.lower() == "none" else args.percent
-        ctx.run(thd_set_wholesale, args.plan, pct)
+        ctx.run_as(reseller_money.thd_set_wholesale, args.plan, pct)
     finally:
         ctx.close()
     print(f"plan {args.plan}: resellers owe {pct or '100'}% of each payment")

@@ -51,3 +51,13 @@ def thd_set_limit(session: Session, caller: Caller, name: str, limit: int,
     audit.record(session, caller, "reseller.limit", "reseller", name,
                  {"credit_limit": before["credit_limit"]}, {"credit_limit": after["credit_limit"]})
     return after
+
+
+def thd_set_wholesale(session: Session, caller: Caller, plan: str,
+                      percent: str | None) -> dict[str, object]:
+    """A plan's wholesale share (None: back to 100 %); the operator's, audited."""
+    caller.require("reseller.admin")
+    money.thd_set_wholesale(session, plan, percent)
+    shown = {"plan": plan, "wholesale_percent": percent or "100"}
+    audit.record(session, caller, "reseller.wholesale", "plan", plan, None, shown)
+    return shown
