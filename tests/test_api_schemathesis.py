@@ -66,7 +66,9 @@ def test_schemathesis_finds_no_server_error(engine: Engine, db_url: str, tmp_pat
                "--request-timeout", "10", "--warnings", "off"]
         for op in EXCLUDED:
             cmd += ["--exclude-operation-id", op]
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=200, check=False)
+        # cwd: schemathesis keeps its crash cache in ./.schemathesis, never in the checkout.
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=200, check=False,
+                             cwd=tmp_path)
         out = run.stdout[-6000:] + run.stderr[-2000:]
         assert run.returncode == 0, out + "\n--- server log ---\n" + log.read_text()[-3000:]
         assert "ERROR" not in log.read_text(), log.read_text()[-3000:]
