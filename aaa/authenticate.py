@@ -144,13 +144,15 @@ class Authenticator:
         A legacy hash imported from FreeRADIUS (aaa.legacy_passwords) is replaced after its
         first success (``upgrade``): argon2 and the NT hash are stored, in the background.
         """
-        if self.verifier.known(sub, credential, password):
+        verifier = self.verifier
+        tag = verifier.tag(sub, credential, password)  # the one HMAC of this request
+        if verifier.known(sub, credential, password, tag):
             return self._pap_accepted(sub, password, upgrade)
         keys: list[object] = [("login", sub.id)]
         if port is not None:
             keys.append(port)
         throttle = self.throttle
-        if self.verifier.known_wrong(sub, credential, password):
+        if verifier.known_wrong(sub, credential, password, tag):
             if throttle is not None:
                 for k in keys:
                     throttle.failed(k)
@@ -169,7 +171,16 @@ class Authenticator:
             priority = Priority.SUSPECT
         for k in keys:
             pending[k] = pending.get(k, 0) + 1
-        d = self.verifier.slow(sub, credential, password, check, priority)
+        try:
+            d = verifier.slow(sub, credential, password, check, priority, tag)
+        except Shed as exc:
+            for k in keys:
+                left = pending[k] - 1
+                if left:
+                    pending[k] = left
+                else:
+                    del pending[k]
+            return AuthResult(Outcome.SHED, "pap", detail=str(exc))
 
         def settled(result: object) -> object:
             for k in keys:

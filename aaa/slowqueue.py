@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
+import sys
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +29,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 from twisted.internet import defer, threads
 from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 
 from aaa.errors import Shed
 from aaa.loglimit import LineBudget, suffix
@@ -48,10 +52,35 @@ class Priority(enum.IntEnum):
 _Job = tuple[float, Callable[..., Any], tuple[Any, ...], "defer.Deferred[Any]"]
 
 
+#: Niceness of the slow-check threads (Linux: per thread, inherited by argon2's own lane
+#: threads): under contention the reactor thread, which answers every cheap request,
+#: gets the CPU first, so a flood of argon2 work cannot push valid logins' latency up.
+SLOW_NICENESS = 10
+_niced = threading.local()
+
+
+def _run_niced(fn: Callable[..., Any], *args: Any) -> Any:
+    if not getattr(_niced, "done", False):
+        _niced.done = True
+        if sys.platform.startswith("linux"):
+            try:  # with a thread id, PRIO_PROCESS means this thread only on Linux
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SLOW_NICENESS)
+            except OSError as exc:
+                log.debug("cannot lower the slow-check thread's priority: %s", exc)
+    return fn(*args)
+
+
 class SlowCheckQueue:
     def __init__(self, reactor: Any, running: int = 2, waiting: int = 64,
-                 max_wait: float = 5.0, lines_per_minute: int = 60) -> None:
+                 max_wait: float = 5.0, lines_per_minute: int = 60,
+                 dedicated: bool = False) -> None:
+        """``dedicated``: run checks in threads of their own at low CPU priority (the
+        server); else in the reactor's pool (tests with fake threads)."""
         self.reactor = reactor
+        self._pool: ThreadPool | None = None
+        if dedicated:
+            self._pool = ThreadPool(minthreads=0, maxthreads=running, name="radbill-slow")
+            self._pool_started = False
         self.limit = running
         self.max_waiting = waiting
         self.max_wait = max_wait
@@ -78,6 +107,28 @@ class SlowCheckQueue:
         self._queues[priority].append((self.reactor.seconds(), fn, args, d))
         WAITING.inc()
         return d
+
+    def admits(self, priority: Priority) -> bool:
+        """Whether submit() would take a check of this priority now (else it would shed it).
+
+        Lets a caller shed a flood's excess without building a Deferred per request.
+        """
+        if self.running < self._limit_for(priority) and \
+                not any(self._queues[p] for p in range(priority + 1)):
+            return True
+        if self.waiting < self.max_waiting:
+            return True
+        return any(self._queues[p] for p in range(len(self._queues) - 1, priority, -1))
+
+    def refuse(self, priority: Priority, why: str = "the queue is full") -> None:
+        """Count and log a check shed before it was submitted (see admits)."""
+        self.shed += 1
+        SHED.labels(priority.name.lower()).inc()
+        allowed, left_out = self._budget.allow(f"shed-{priority.name}")
+        if priority != Priority.BACKGROUND and allowed:
+            log.warning("dropped a %s password check: %s (%d running, %d waiting)%s",
+                        priority.name.lower(), why, self.running, self.waiting,
+                        suffix(left_out))
 
     def _limit_for(self, priority: int) -> int:
         """Background work leaves one slot free for logins (when there are two or more)."""
@@ -110,7 +161,16 @@ class SlowCheckQueue:
     def _start(self, fn: Callable[..., Any], args: tuple[Any, ...],
                d: defer.Deferred[Any]) -> None:
         self.running += 1
-        work = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), fn, *args)
+        pool = self._pool
+        if pool is None:
+            work = threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), fn,
+                                             *args)
+        else:
+            if not self._pool_started:
+                self._pool_started = True
+                pool.start()
+                self.reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
+            work = threads.deferToThreadPool(self.reactor, pool, _run_niced, fn, *args)
         work.addBoth(self._finished, d)
 
     def _finished(self, result: Any, d: defer.Deferred[Any]) -> None:

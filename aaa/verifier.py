@@ -34,6 +34,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from aaa.credentials import SubscriberAuth
+from aaa.errors import Shed
 from aaa.maybe import Maybe
 from aaa.models import PapVerifier
 from aaa.slowqueue import Priority, SlowCheckQueue
@@ -103,9 +104,14 @@ class PasswordVerifier:
     def tag(self, sub: SubscriberAuth, credential: str, password: bytes) -> bytes:
         return verifier_tag(self.key, sub.id, credential, password)
 
-    def known(self, sub: SubscriberAuth, credential: str, password: bytes) -> bool:
-        """The password is the one last proven for this credential (memory or database)."""
-        tag = self.tag(sub, credential, password)
+    def known(self, sub: SubscriberAuth, credential: str, password: bytes,
+              tag: bytes | None = None) -> bool:
+        """The password is the one last proven for this credential (memory or database).
+
+        ``tag``: self.tag(...) when the caller has it already (one HMAC per request).
+        """
+        if tag is None:
+            tag = self.tag(sub, credential, password)
         mine = self._verified.get(sub.id)
         if mine is not None and hmac.compare_digest(mine, tag):
             return True
@@ -115,31 +121,39 @@ class PasswordVerifier:
             return True
         return False
 
-    def known_wrong(self, sub: SubscriberAuth, credential: str, password: bytes) -> bool:
+    def known_wrong(self, sub: SubscriberAuth, credential: str, password: bytes,
+                    tag: bytes | None = None) -> bool:
         """The slow check refused exactly this password for this credential lately."""
-        tag = self.tag(sub, credential, password)
+        if tag is None:
+            tag = self.tag(sub, credential, password)
         until = self._wrong.get(tag)
         return until is not None and until > self.reactor.seconds()
 
     def slow(self, sub: SubscriberAuth, credential: str, password: bytes, check: SlowCheck,
-             priority: Priority = Priority.LOGIN) -> defer.Deferred[bool]:
-        """The slow check in the queue; a success is remembered (may fail with Shed).
+             priority: Priority = Priority.LOGIN, tag: bytes | None = None
+             ) -> defer.Deferred[bool]:
+        """The slow check in the queue; a success is remembered (Shed: raised or failed).
 
         The same password for the same credential already being checked waits for that
         check instead of queueing its own (a NAS resending, a CPE retrying).
         """
-        tag = self.tag(sub, credential, password)
+        if tag is None:
+            tag = self.tag(sub, credential, password)
         mine: defer.Deferred[bool] = defer.Deferred()
         waiting = self._checking.get(tag)
         if waiting is not None:
             waiting.append(mine)
             return mine
+        if not self.queue.admits(priority):
+            # A flood's excess: refused here, at the cost of a counter, not a Deferred chain.
+            self.queue.refuse(priority)
+            raise Shed("the queue is full")
         waiting = self._checking[tag] = [mine]
         d = self.queue.submit(priority, check, credential, password)
 
         def checked(ok: bool) -> bool:
             if ok:
-                self.remember(sub, credential, password)
+                self.remember(sub, credential, password, tag=tag)
             else:
                 self._wrong.pop(tag, None)
                 if len(self._wrong) >= self.max_entries:
@@ -166,10 +180,11 @@ class PasswordVerifier:
         return self.slow(sub, credential, password, check, priority)
 
     def remember(self, sub: SubscriberAuth, credential: str, password: bytes,
-                 subscriber_id: int | None = None) -> bytes:
+                 tag: bytes | None = None) -> bytes:
         """Keep the verifier of a proven password, and have it written to the database."""
-        sid = sub.id if subscriber_id is None else subscriber_id
-        tag = verifier_tag(self.key, sid, credential, password)
+        sid = sub.id
+        if tag is None:
+            tag = verifier_tag(self.key, sid, credential, password)
         self.keep(sid, tag)
         if self.store is not None:
             self._unsaved[sid] = tag.hex()

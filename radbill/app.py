@@ -346,7 +346,8 @@ def make_authenticator(config: Config, dbpool: DBPool, reactor: Any,
     r = config.radius
     key = load_or_create_key(Path(r.pap_key_file or Path(config.server.data_dir) / "pap.key"))
     queue = SlowCheckQueue(reactor, running=r.slow_checks, waiting=r.slow_queue,
-                           lines_per_minute=config.logging.reject_lines_per_minute)
+                           lines_per_minute=config.logging.reject_lines_per_minute,
+                           dedicated=True)
     verifier = PasswordVerifier(reactor, key, queue,
                                 store=lambda rows: dbpool.run(thd_store_verifiers, rows))
     throttle = FailureThrottle(reactor, r.max_failures, r.failure_window, r.failure_lockout)

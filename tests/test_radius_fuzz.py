@@ -332,14 +332,18 @@ class FixedCredentials:
 class SyncVerifier:
     """The real argon2 check, run inline: the protocol tests have no thread pool."""
 
-    def known(self, sub: object, credential: str, password: bytes) -> bool:
+    def tag(self, sub: object, credential: str, password: bytes) -> bytes:
+        return b""
+
+    def known(self, sub: object, credential: str, password: bytes, tag: object = None) -> bool:
         return False
 
-    def known_wrong(self, sub: object, credential: str, password: bytes) -> bool:
+    def known_wrong(self, sub: object, credential: str, password: bytes,
+                    tag: object = None) -> bool:
         return False
 
     def slow(self, sub: object, credential: str, password: bytes, check: object,
-             priority: object = None) -> defer.Deferred[bool]:
+             priority: object = None, tag: object = None) -> defer.Deferred[bool]:
         return defer.succeed(verify_password(credential, password))
 
 
