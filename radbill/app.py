@@ -31,6 +31,7 @@ from core.db.base import utcnow
 from core.db.engine import make_engine
 from core.db.pool import DBPool
 from radbill import __version__
+from webadmin.api.housekeeping import IdempotencyExpiry
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +206,7 @@ def make_web_only(config: Config, reactor: Any, *, check_schema: bool = True) ->
     root = OrderedMultiService()
     DBPoolService(dbpool).setServiceParent(root)
     web_service(config, dbpool, reactor).setServiceParent(root)
+    IdempotencyExpiry(dbpool, reactor).setServiceParent(root)
     return Radbill(root=root, dbpool=dbpool, radius=None, credentials=None)  # type: ignore[arg-type]
 
 
@@ -515,6 +517,7 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
     if config.web.enabled and worker == 0:
         # One web server per node (worker 0): its port is not shared between workers.
         web_service(config, dbpool, reactor, billing_service).setServiceParent(root)
+        IdempotencyExpiry(dbpool, reactor).setServiceParent(root)
     if config.metrics.enabled:
         MetricsService(reactor, config.metrics.listen, config.metrics.port,
                        shared=workers > 1).setServiceParent(root)

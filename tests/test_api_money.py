@@ -130,3 +130,35 @@ async def test_reseller_cannot_see_or_touch_another_resellers_subscriber(api: Ap
     with Session(api.engine) as s:
         assert s.scalar(select(func.count()).select_from(AuditEntry)
                         .where(AuditEntry.actor.like("token:t-reseller%"))) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_old_idempotency_keys_are_forgotten(api: Api) -> None:
+    """The hourly housekeeping deletes keys older than 30 days and keeps the recent ones."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+    from twisted.internet import task
+
+    from core.db.access import IdempotencyKey
+    from core.db.base import utcnow
+    from webadmin.api.housekeeping import IdempotencyExpiry
+
+    seed_usage(api)
+    tok = api.token("cashier")
+    for key in ("old", "new"):
+        code, _, _ = await api.call("POST", "/payments", tok, {"login": "alice", "amount": "1"},
+                                    headers={"Idempotency-Key": key})
+        assert code == 201
+    with api.engine.begin() as conn:
+        conn.execute(update(IdempotencyKey).where(IdempotencyKey.key == "old")
+                     .values(created_at=utcnow() - timedelta(days=31)))
+    clock = task.Clock()
+    svc = IdempotencyExpiry(api.dbpool, clock, interval=60)
+    svc.startService()
+    try:
+        assert await svc.expire() == 1
+    finally:
+        svc.stopService()
+    with Session(api.engine) as s:
+        assert s.scalars(select(IdempotencyKey.key)).all() == ["new"]
