@@ -93,7 +93,7 @@ def test_role_table_matches_the_issue() -> None:
     assert not {p for p in support if not p.endswith(".read")} - {"session.disconnect"}
     assert not {"audit.read", "operator.admin", "token.admin"} & support
     assert not {"nas.read", "pool.read", "operator.admin"} & ROLES["reseller"]
-    assert ROLES["subscriber"] == {"self.read", "self.write"}
+    assert ROLES["subscriber"] == {"self.read", "self.write", "me.read"}
     assert ROLES["selfcare-frontend"] == {"selfcare.login"}
     for perms in ROLES.values():
         assert perms <= set(PERMISSIONS)
