@@ -51,6 +51,14 @@ def browser() -> Iterator[Any]:
     pw.stop()
 
 
+def page_shot(page: Any, name: str) -> Path:
+    """A named screenshot of the page as it is now (docs/web.md's pictures come from these)."""
+    path = RESULTS / "pages" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
 def screenshot_name(nodeid: str, suffix: str = "") -> Path:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("/")[-1]).strip("_")
     return RESULTS / f"{name}{suffix}.png"

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from aaa.admin.passwords import hash_credentials
+from tests.browser_support import page_shot
 from tests.web_support import ServerProcess, seed, start_server
 from webadmin.roles import cli_caller
 from webadmin.service import catalog, money, operators, resellers, subscribers
@@ -212,3 +213,5 @@ def test_reports_chart_and_csv(page: Any, server: ServerProcess) -> None:
         assert page.locator("svg.chart").count() == 1
     page.goto(server.base + "/admin/reports/revenue?group=reseller&by=month")
     assert page.locator("svg.chart").count() == 1
+    page.goto(server.base + "/admin/reports/revenue")
+    page_shot(page, "admin-report")

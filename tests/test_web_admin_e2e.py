@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.radclient import RadclientResult, radclient, require_radclient
+from tests.browser_support import page_shot
 from tests.test_cli_kick import FakeNas
 from tests.test_web_admin import PASSWORDS, ROOT, add_operator, login
 from tests.web_support import ServerProcess, seed, start_server
@@ -68,6 +69,8 @@ def test_admin_to_subscriber_end_to_end(page: Any, browser: Any, server: ServerP
                                         ) -> None:
     """The whole path: setup in the admin, RADIUS login and usage, Disconnect-ACK, payment, /my/."""
     base = server.base
+    page.goto(base + "/admin/login")
+    page_shot(page, "admin-login")
     login(page, base, "boss")
     page.wait_for_url(base + "/admin/")
     page.goto(base + "/admin/nas/new")
@@ -109,12 +112,18 @@ def test_admin_to_subscriber_end_to_end(page: Any, browser: Any, server: ServerP
             "Acct-Status-Type = Start\n")
     assert send(server, "acct", evil).code == "Accounting-Response"
 
+    page.goto(base + "/admin/")
+    page_shot(page, "admin-dashboard")
+    page.goto(base + "/admin/subscribers")
+    page_shot(page, "admin-subscribers")
     page.goto(base + "/admin/subscribers/carl")
+    page_shot(page, "admin-subscriber")
     live = page.locator("table.live-sessions tbody tr")
     assert live.count() == 1
     assert "45 MB" in live.inner_text() and "100.64.7.7" in live.inner_text()
     page.click("table.live-sessions button.disconnect")
     assert "Disconnect-ACK" in page.inner_text(".coa-result")
+    page_shot(page, "admin-disconnect")
     assert page.locator(".coa-result .ack").count() == 1
     assert [r["user"] for r in coa_nas.requests] == ["carl"]
     assert coa_nas.requests[0]["auth_ok"]
@@ -139,6 +148,7 @@ def test_admin_to_subscriber_end_to_end(page: Any, browser: Any, server: ServerP
         cashier.goto(base + "/admin/subscribers/carl/payment")
         cashier.fill("#f-amount", "20.00")
         cashier.fill("#f-reference", "CASH-E2E-1")
+        page_shot(cashier, "admin-payment")
         cashier.click("main button[type=submit]")
         cashier.wait_for_url(base + "/admin/subscribers/carl")
         assert "Posted $20.00" in cashier.inner_text(".flash.ok")
@@ -157,6 +167,7 @@ def test_admin_to_subscriber_end_to_end(page: Any, browser: Any, server: ServerP
         time.sleep(0.5)
         page.reload()
     assert page.inner_text("#balance") == balance
+    page_shot(page, "my-overview")
     page.click("nav >> text=Sessions")
     table = page.inner_text("main table")
     assert "52 MB" in table and "0:03:00" in table

@@ -28,7 +28,7 @@ def install(site: AdminSite) -> None:
         online_chart = line_chart(labels, [Series(_("sessions"), d.online_per_hour)],
                                   title=_("Sessions online, last 24 hours"),
                                   unit=_("sessions"), x_caption=_("hour"),
-                                  value_format=lambda v: fmt.number(round(v)))
+                                  value_format=lambda v: fmt.number(round(v, 1)))
         traffic_chart = line_chart(labels, [Series(_("traffic"),
                                                    [v / 1e6 for v in d.octets_per_hour])],
                                    title=_("Traffic per hour, last 24 hours"), unit=_("MB"),
