@@ -106,7 +106,7 @@ def main() -> None:
                 times = []
                 cpu0 = time.process_time()
                 for i in range(args.requests + 5):
-                    req = urllib.request.Request(base + path, headers={
+                    req = urllib.request.Request(base + path, headers={  # noqa: S310
                         "Cookie": f"radbill_admin={session.id}"})
                     t = time.perf_counter()
                     with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310

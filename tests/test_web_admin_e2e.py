@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from tests.radclient import RadclientResult, radclient, require_radclient
 from tests.browser_support import page_shot
+from tests.radclient import RadclientResult, radclient, require_radclient
 from tests.test_cli_kick import FakeNas
 from tests.test_web_admin import PASSWORDS, ROOT, add_operator, login
 from tests.web_support import ServerProcess, seed, start_server
