@@ -195,6 +195,17 @@ def web_service(config: Config, dbpool: DBPool, reactor: Any,
                       w.tls_certificate, w.tls_key)
 
 
+def make_selfcare_front(config: Config, reactor: Any, api_url: str, token: str) -> WebService:
+    """``radbill selfcare``: /my/ alone over radbill's API (no database, no RADIUS)."""
+    from webadmin.pages.mount import selfcare_site, site_root
+    from webadmin.selfcare.remote import ApiSelfcare
+
+    s = config.selfcare
+    site = selfcare_site(config, ApiSelfcare(reactor, api_url, token),
+                         secure_cookies=s.behind_proxy)
+    return WebService(reactor, s.listen, s.port, site_root({b"my": site.resource}))
+
+
 def make_web_only(config: Config, reactor: Any, *, check_schema: bool = True) -> Radbill:
     """``radbill web``: the API and the pages alone, no RADIUS (another process or host)."""
     from core.config import check_web

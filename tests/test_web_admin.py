@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import Engine
 
 from aaa.admin.passwords import hash_credentials
+from pools.manage import NewPool
+from pools.models import PoolKind
 from tests.browser_support import page_shot
 from tests.web_support import ServerProcess, seed, start_server
 from webadmin.roles import cli_caller
@@ -37,6 +39,8 @@ def server(engine: Engine, db_url: str, tmp_path: Path, browser: Any
         add_operator(engine, login, role)
     add_operator(engine, "partner", "reseller", "acme")
     seed(engine, catalog.thd_add_plan, ROOT, "basic")
+    seed(engine, catalog.thd_add_pool, ROOT, NewPool("edge", PoolKind.IPV4,
+                                                     ranges=("100.64.0.0/28",)))
     seed(engine, subscribers.thd_add, ROOT, "alice", hash_credentials("alice-pw"), plan="basic")
     seed(engine, subscribers.thd_add, ROOT, "acme-bob", hash_credentials("bob-pw"),
          reseller="acme")
@@ -211,6 +215,9 @@ def test_reports_chart_and_csv(page: Any, server: ServerProcess) -> None:
     for name in ("Traffic per day", "Calls per destination", "Top subscribers by traffic"):
         page.click(f"#report-links >> text={name}")
         assert page.locator("svg.chart").count() == 1
+    page.click("#report-links >> text=Pool usage")
+    assert page.locator("svg.chart polyline").count() == 1  # sampled at start by the lease loop
+    assert "edge" in page.inner_text("#report")
     page.goto(server.base + "/admin/reports/revenue?group=reseller&by=month")
     assert page.locator("svg.chart").count() == 1
     page.goto(server.base + "/admin/reports/revenue")

@@ -73,7 +73,7 @@ port = {web_port}
 """
 
 
-def wait_http(base: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def wait_http(base: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     import urllib.request
 
     deadline = time.monotonic() + timeout

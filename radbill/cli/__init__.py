@@ -37,6 +37,7 @@ COMMAND_MODULES = [
     "radbill.cli.importer",
     "radbill.cli.access",
     "radbill.cli.doctor",
+    "radbill.cli.selfcare",
 ]
 
 EXIT_USAGE = 2

@@ -21,7 +21,7 @@ from webadmin.admin.site import Ctx, require
 from webadmin.admin.subscribers import sub_href
 from webadmin.admin.views import Cell, Column, Field, Link, Table
 from webadmin.pages.app import inline
-from webadmin.pages.charts import Series, bar_chart
+from webadmin.pages.charts import Series, bar_chart, line_chart
 from webadmin.pages.i18n import N_
 from webadmin.pages.site import PageRequest, Response
 from webadmin.service import reports
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 DAYS = ("7", "30", "90", "365")
 REPORTS = ((N_("Revenue"), "revenue"), (N_("Traffic per day"), "traffic"),
-           (N_("Calls per destination"), "calls"), (N_("Top subscribers by traffic"), "top"))
+           (N_("Calls per destination"), "calls"), (N_("Top subscribers by traffic"), "top"),
+           (N_("Pool usage"), "pools"))
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -82,7 +83,8 @@ def install(site: AdminSite) -> None:
                            table=table, filters=filters, query=req.query,
                            csv_href=with_query(home + req.path.lstrip("/"), query),
                            reports=[Link(ctx._(label), home + "reports/" + slug)
-                                    for label, slug in REPORTS])
+                                    for label, slug in REPORTS
+                                    if slug != "pools" or ctx.may("pool.read")])
 
     def money_fmt(ctx: Ctx) -> Callable[[float], str]:
         return lambda v: ctx.fmt.number(round(v, 2))
@@ -212,7 +214,39 @@ def install(site: AdminSite) -> None:
                                Cell(ctx.fmt.duration(x.seconds), num=True)])
         return page(req, ctx, _("Top subscribers by traffic"), chart, table, options(ctx))
 
+    @inline
+    def pools(req: PageRequest) -> Generator[Any, Any, Response]:
+        ctx = yield site.ctx(req)
+        require(ctx, "report.read")
+        require(ctx, "pool.read")
+        _ = ctx._
+        since, until, days = window(req)
+        by = "hour" if days == "7" else "day"
+        rows = yield site.run(ctx, reports.thd_pool_usage, since, until, site.settings.tz, by)
+        if req.arg("format") == "csv":
+            return csv_response("pool-usage", [by, "pool", "used", "size"],
+                                [(x.period, x.pool, x.used, x.size) for x in rows])
+        labels = sorted({x.period for x in rows})
+        names = sorted({x.pool for x in rows})
+        per = {(x.pool, x.period): x for x in rows}
+        series = [Series(n, [100 * per[(n, p)].used / per[(n, p)].size
+                             if (n, p) in per and per[(n, p)].size else None for p in labels])
+                  for n in names]
+        chart = line_chart([p[11:16] if by == "hour" else p[5:] for p in labels],
+                           series or [Series(_("pool"), [])],
+                           title=_("Pool usage over time"), unit="%",
+                           x_caption=_("hour") if by == "hour" else _("day"),
+                           value_format=lambda v: ctx.fmt.number(round(v, 1)))
+        table = Table([Column(_("Period")), Column(_("Pool")), Column(_("Used"), True),
+                       Column(_("Size"), True), Column(_("Utilization"), True)], id="report")
+        for x in reversed(rows[-200:]):
+            table.rows.append([Cell(x.period), Cell(x.pool), Cell(ctx.fmt.number(x.used), num=True),
+                               Cell(ctx.fmt.number(x.size), num=True),
+                               Cell(ctx.fmt.percent(x.used / x.size) if x.size else "", num=True)])
+        return page(req, ctx, _("Pool usage"), chart, table, options(ctx))
+
     r.get("/reports")(index)
+    r.get("/reports/pools")(pools)
     r.get("/reports/revenue")(revenue)
     r.get("/reports/traffic")(traffic)
     r.get("/reports/calls")(calls)

@@ -176,3 +176,29 @@ def thd_top_traffic(session: Session, caller: Caller, since: datetime, until: da
         q = q.where(Subscriber.reseller_id == caller.reseller_id)
     return [TopRow(login, int(i or 0), int(o or 0), int(s or 0))
             for login, i, o, s in session.execute(q)]
+
+
+@dataclass(frozen=True)
+class PoolPoint:
+    pool: str
+    period: str  # an hour 'YYYY-MM-DD HH:00' or a day, in the reporting time zone
+    used: int  # the most used in that period
+    size: int
+
+
+def thd_pool_usage(session: Session, caller: Caller, since: datetime, until: datetime,
+                   tz: tzinfo, by: str = "hour") -> list[PoolPoint]:
+    """Each pool's highest use per hour or day (from the samples the lease loop takes)."""
+    from pools.usage_history import thd_pool_usage_history
+
+    caller.require("report.read")
+    caller.require("pool.read")
+    _check_range(since, until)
+    acc: dict[tuple[str, str], list[int]] = {}
+    for p in thd_pool_usage_history(session, since, until):
+        at = datetime.strptime(p.bucket, "%Y-%m-%d %H").replace(tzinfo=UTC).astimezone(tz)
+        period = at.strftime("%Y-%m-%d %H:00") if by == "hour" else at.strftime("%Y-%m-%d")
+        cur = acc.setdefault((p.pool, period), [0, 0])
+        cur[0] = max(cur[0], p.used)
+        cur[1] = max(cur[1], p.size)
+    return [PoolPoint(pool, period, v[0], v[1]) for (pool, period), v in sorted(acc.items())]
