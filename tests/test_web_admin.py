@@ -222,3 +222,31 @@ def test_reports_chart_and_csv(page: Any, server: ServerProcess) -> None:
     assert page.locator("svg.chart").count() == 1
     page.goto(server.base + "/admin/reports/revenue")
     page_shot(page, "admin-report")
+
+
+def test_pool_form_accounts_list_and_remove(page: Any, server: ServerProcess) -> None:
+    """A bad range is shown beside its field; the pool is added, listed and removed; accounts."""
+    login(page, server.base, "boss")
+    page.wait_for_url(server.base + "/admin/")
+    page.goto(server.base + "/admin/pools")
+    page.click("text=Add pool")
+    page.fill("#f-name", "core")
+    page.fill("#f-ranges", "10.0.0.300")
+    page.click("main button[type=submit]")
+    assert "not an IP address" in page.inner_text("#e-ranges")
+    page.fill("#f-ranges", "10.9.0.0/29")
+    page.click("main button[type=submit]")
+    page.wait_for_url(server.base + "/admin/pools/core")
+    assert "6" in page.inner_text("#facts")
+    page.goto(server.base + "/admin/pools")
+    assert "core" in page.inner_text("#pools") and "edge" in page.inner_text("#pools")
+    page.goto(server.base + "/admin/pools/core")
+    page.click("text=Remove")
+    page.click("form.confirm button[type=submit]")
+    page.wait_for_url(server.base + "/admin/pools")
+    assert "core" not in page.inner_text("#pools")
+    page.click("nav >> text=Accounts")
+    assert "$5.00" in page.inner_text("#accounts")
+    page.select_option("select[name=balance]", "negative")
+    page.click("form.filter button")
+    assert page.locator("#accounts").count() == 0  # nobody below zero

@@ -24,7 +24,7 @@ from webadmin.service import catalog, money, operators, subscribers
 
 ROOT = cli_caller("test")
 MAX_QUERIES = 30  # the subscriber page, with every section, is the largest (27)
-PAGES = ("/", "/subscribers", "/subscribers/u0000", "/sessions", "/calls", "/payments",
+PAGES = ("/", "/subscribers", "/subscribers/u0000", "/sessions", "/calls", "/payments", "/accounts",
          "/plans", "/plans/home", "/nas", "/pools", "/reports/revenue", "/reports/traffic",
          "/reports/calls", "/reports/top", "/audit", "/operators", "/tokens",
          "/subscribers/u0000/payment", "/subscribers/u0000/edit")

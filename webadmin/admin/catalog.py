@@ -424,8 +424,10 @@ def install(site: AdminSite) -> None:
                                Cell(ctx.fmt.number(p.free), num=True),
                                Cell(ctx.fmt.percent(p.percent / 100), num=True,
                                     cls="nak" if p.warning else "")])
+        links = [Link(_("Add pool"), home + "pools/new", "button")] \
+            if ctx.may("pool.write") else []
         return site.render(req, ctx, "admin/list.html", title=_("Pools"), table=table,
-                           filters=[], query={}, links=[], paging=None)
+                           filters=[], query={}, links=links, paging=None)
 
     @inline
     def pool_show(req: PageRequest) -> Generator[Any, Any, Response]:
@@ -451,9 +453,94 @@ def install(site: AdminSite) -> None:
             table.rows.append([Cell(item.value, cls="mono"), Cell(_(item.state.value)),
                                Cell(holder, f"{home}subscribers/{q(holder)}" if holder else ""),
                                Cell(item.nas or "")])
+        links = [Link(_("Remove"), f"{home}pools/{q(name)}/remove", "button danger")] \
+            if ctx.may("pool.write") else []
         return site.render(req, ctx, "admin/detail.html", title=_("Pool %(name)s", name=name),
-                           facts=facts, tables=[(_("Addresses in use"), table)], links=[])
+                           facts=facts, tables=[(_("Addresses in use"), table)], links=links)
 
+    POOL_KINDS = ("ipv4", "ipv6", "pd", "phone", "login")
+
+    def pool_fields(ctx: Ctx) -> list[Field]:
+        _ = ctx._
+        return [Field("name", _("Name"), required=True),
+                Field("kind", _("Kind"), choices=[(k, k) for k in POOL_KINDS]),
+                Field("ranges", _("Ranges"), rows=3,
+                      hint=_("Networks or first-last ranges, separated by spaces, commas or "
+                             "lines (10.0.0.0/24, 100.64.0.10-100.64.0.99, +7495100-+7495199); "
+                             "a login pool takes one pattern.")),
+                Field("exclude", _("Excluded"), rows=2, hint=_("Optional, the same way.")),
+                Field("prefix_length", _("Prefix length"), type="number",
+                      hint=_("Only for ipv6 and pd pools.")),
+                Field("nas_group", _("NAS group"), hint=_("Optional.")),
+                Field("framed_pool_name", _("Framed-Pool name"),
+                      hint=_("Only when the NAS allocates from its own pool.")),
+                Field("description", _("Description"))]
+
+    @inline
+    def pool_form(req: PageRequest, form: Form | None = None,
+                  status: int = 200) -> Generator[Any, Any, Response]:
+        ctx = yield site.ctx(req)
+        require(ctx, "pool.write")
+        return site.render(req, ctx, "admin/form.html", title=ctx._("Add pool"),
+                           form=form or Form(values={"kind": "ipv4"}), fields=pool_fields(ctx),
+                           action=home + "pools/new", submit=ctx._("Add"), back=home + "pools",
+                           status=status)
+
+    @inline
+    def pool_add(req: PageRequest) -> Generator[Any, Any, Response]:
+        from pools.manage import NewPool
+        from pools.models import PoolKind
+        from pools.ranges import split_tokens
+
+        ctx = yield site.ctx(req, post=True)
+        f = req.form
+        keys = ("name", "kind", "ranges", "exclude", "prefix_length", "nas_group",
+                "framed_pool_name", "description")
+        form = Form(values={k: f.get(k, "") for k in keys})
+        name = f.get("name", "").strip()
+        kind = f.get("kind", "ipv4")
+        prefix = _int_or_none(form, "prefix_length", f.get("prefix_length", ""))
+        if kind not in POOL_KINDS:
+            form.errors["kind"] = ctx._("Unknown kind.")
+        if form.ok:
+            ranges = split_tokens([f.get("ranges", "")])
+            login = kind == "login"
+            new = NewPool(name, PoolKind(kind), ranges=() if login else tuple(ranges),
+                          exclude=tuple(split_tokens([f.get("exclude", "")])),
+                          prefix_length=prefix, pattern=ranges[0] if login and ranges else None,
+                          nas_group=f.get("nas_group", "").strip() or None,
+                          framed_pool_name=f.get("framed_pool_name", "").strip() or None,
+                          description=f.get("description", ""))
+            try:
+                yield site.run(ctx, catalog.thd_add_pool, new)
+            except Exception as exc:
+                if not form_error(form, exc, "ranges"):
+                    raise
+        if not form.ok:
+            return (yield pool_form(req, form, 400))
+        return site.done(ctx, f"{home}pools/{q(name)}", ctx._("Saved."))
+
+    @inline
+    def pool_remove(req: PageRequest) -> Generator[Any, Any, Response]:
+        name = req.params["name"]
+        if req.method == "GET":
+            ctx = yield site.ctx(req)
+            require(ctx, "pool.write")
+            yield site.run(ctx, catalog.thd_show_pool, name)
+            return confirm(ctx, req, ctx._("Remove pool %(name)s", name=name),
+                           ctx._("Remove pool %(name)s with all its addresses? It is refused "
+                                 "while any address is leased or assigned.", name=name),
+                           f"{home}pools/{q(name)}/remove", f"{home}pools/{q(name)}")
+        ctx = yield site.ctx(req, post=True)
+        if req.form.get("confirm") != "yes":
+            return Response.redirect(f"{home}pools/{q(name)}/remove")
+        yield site.run(ctx, catalog.thd_remove_pool, name)
+        return site.done(ctx, home + "pools", ctx._("Pool %(name)s removed.", name=name))
+
+    r.get("/pools/new")(lambda req: pool_form(req))
+    r.post("/pools/new")(pool_add)
+    r.get("/pools/{name}/remove")(pool_remove)
+    r.post("/pools/{name}/remove")(pool_remove)
     r.get("/nas")(nas_list)
     r.get("/nas/new")(lambda req: nas_form(req))
     r.post("/nas/new")(nas_save)

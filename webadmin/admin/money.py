@@ -13,6 +13,7 @@ from webadmin.admin.views import Cell, Column, Field, Paging, Table
 from webadmin.pages.app import inline
 from webadmin.pages.site import PageRequest, Response
 from webadmin.service import money
+from webadmin.service.dashboard import thd_list_accounts
 
 if TYPE_CHECKING:
     from webadmin.admin.site import AdminSite
@@ -52,4 +53,34 @@ def install(site: AdminSite) -> None:
                            filters=filters, query=req.query, links=[],
                            paging=paging.done(req, site.home + "payments", len(rows)))
 
+    @inline
+    def accounts(req: PageRequest) -> Generator[Any, Any, Response]:
+        ctx = yield site.ctx(req)
+        require(ctx, "account.read")
+        _ = ctx._
+        paging = Paging.of(req, site.page_size)
+        status = req.arg("status") if req.arg("status") in ("active", "blocked") else None
+        below = 0 if req.arg("balance") == "negative" else None
+        rows = yield site.run(ctx, thd_list_accounts, status=status, below=below,
+                              limit=paging.size + 1, offset=paging.offset)
+        table = Table([Column(_("Login")), Column(_("Plan")), Column(_("Balance"), True),
+                       Column(_("Credit limit"), True), Column(_("Money status")),
+                       Column(_("Reason"))], id="accounts")
+        for a in rows[:paging.size]:
+            table.rows.append([Cell(a.login, sub_href(site, a.login)), Cell(a.plan or ""),
+                               Cell(ctx.fmt.money(a.balance, a.currency), num=True),
+                               Cell(_("plan's") if a.credit_limit is None
+                                    else ctx.fmt.money(a.credit_limit, a.currency), num=True),
+                               Cell(_(a.status), cls=f"status-{a.status}"),
+                               Cell(a.status_reason)])
+        filters = [Field("status", _("Money status"), choices=[
+                       ("", _("any")), ("active", _("active")),
+                       ("blocked", _("blocked for no money"))]),
+                   Field("balance", _("Balance"), choices=[("", _("any")),
+                                                           ("negative", _("below zero"))])]
+        return site.render(req, ctx, "admin/list.html", title=_("Accounts"), table=table,
+                           filters=filters, query=req.query, links=[],
+                           paging=paging.done(req, site.home + "accounts", len(rows)))
+
     site.router.get("/payments")(payments)
+    site.router.get("/accounts")(accounts)

@@ -10,7 +10,7 @@ from twisted.internet import threads
 
 from aaa.admin.passwords import hash_credentials
 from billing.money import parse_amount
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from webadmin.admin.site import Ctx, form_error, require
 from webadmin.admin.views import Cell, Column, Field, Link, Paging, Table
 from webadmin.pages.app import Form, inline
@@ -65,12 +65,7 @@ def install(site: AdminSite) -> None:
             rows = yield site.run(ctx, subscribers.thd_list, status=status, plan=plan,
                                   login_prefix=prefix, limit=paging.size + 1,
                                   offset=paging.offset)
-        except InvalidInput as exc:
-            ctx.session.flash("error", str(exc))
-            rows = []
-        except Exception as exc:
-            if type(exc).__name__ != "NotFound":
-                raise
+        except (InvalidInput, NotFound) as exc:  # an unknown plan in the filter, say
             ctx.session.flash("error", str(exc))
             rows = []
         table = Table([Column(_("Login")), Column(_("Status")), Column(_("Plan")),

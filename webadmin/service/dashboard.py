@@ -183,3 +183,44 @@ def thd_subscriber_overview(session: Session, caller: Caller, login: str, curren
         if caller.may("payment.read") else []
     return SubscriberOverview(info, account, held, live, recent_sessions, calls, cost,
                               ledger or [], payments)
+
+
+# -- the accounts list -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    login: str
+    plan: str | None
+    currency: str
+    balance: int
+    credit_limit: int | None  # None: the plan's
+    status: str
+    status_reason: str
+
+
+def thd_list_accounts(session: Session, caller: Caller, status: str | None = None,
+                      below: int | None = None, limit: int = 50,
+                      offset: int = 0) -> list[AccountRow]:
+    """Billing accounts by login (one query): filter by money status or balance below."""
+    from core.db.models import Plan
+
+    caller.require("account.read")
+    if limit < 0 or offset < 0:
+        from core.errors import InvalidInput
+
+        raise InvalidInput("limit and offset must be 0 or greater")
+    q = (select(Subscriber.login, Plan.name, BillingAccount.currency, BillingAccount.balance,
+                BillingAccount.credit_limit, BillingAccount.status,
+                BillingAccount.status_reason)
+         .join(Subscriber, Subscriber.id == BillingAccount.subscriber_id)
+         .outerjoin(Plan, Plan.id == Subscriber.plan_id))
+    if caller.scoped:
+        q = q.where(Subscriber.reseller_id == caller.reseller_id)
+    if status:
+        q = q.where(BillingAccount.status == status)
+    if below is not None:
+        q = q.where(BillingAccount.balance < below)
+    q = q.order_by(Subscriber.login).offset(offset).limit(limit)
+    return [AccountRow(r[0], r[1], r[2], int(r[3]), None if r[4] is None else int(r[4]), r[5],
+                       r[6] or "") for r in session.execute(q)]
