@@ -89,6 +89,7 @@ def test_support_sees_no_edit_buttons_and_forged_post_refused(page: Any,
     assert page.inner_text("#balance") == "$5.00"
     for sel in ("text=Edit", "#block", "#post-payment", "text=Set password", "text=Remove"):
         assert page.locator(f"#actions >> {sel}").count() == 0
+    page_shot(page, "admin-subscriber-support")
     assert page.locator("nav >> text=Operators").count() == 0
     csrf = page.get_attribute("#who input[name=csrf]", "value")
     forged = page.request.post(server.base + "/admin/subscribers/alice/status",
@@ -220,8 +221,6 @@ def test_reports_chart_and_csv(page: Any, server: ServerProcess) -> None:
     assert "edge" in page.inner_text("#report")
     page.goto(server.base + "/admin/reports/revenue?group=reseller&by=month")
     assert page.locator("svg.chart").count() == 1
-    page.goto(server.base + "/admin/reports/revenue")
-    page_shot(page, "admin-report")
 
 
 def test_pool_form_accounts_list_and_remove(page: Any, server: ServerProcess) -> None:
@@ -250,3 +249,16 @@ def test_pool_form_accounts_list_and_remove(page: Any, server: ServerProcess) ->
     page.select_option("select[name=balance]", "negative")
     page.click("form.filter button")
     assert page.locator("#accounts").count() == 0  # nobody below zero
+
+
+def test_admin_in_russian(page: Any, server: ServerProcess) -> None:
+    """The operator picks Russian: menus, role and labels translated, money in Russian format."""
+    login(page, server.base, "boss")
+    page.wait_for_url(server.base + "/admin/")
+    page.select_option("form.lang select", "ru")
+    page.click("form.lang button")
+    assert page.inner_text("#who .role") == "администратор"
+    assert page.locator("nav >> text=Абоненты").count() == 1
+    page.goto(server.base + "/admin/subscribers/alice")
+    assert page.inner_text("#balance").replace("\xa0", " ") == "5,00 $"
+    assert "Провести платёж или возврат" in page.inner_text("#actions")

@@ -172,3 +172,6 @@ def test_admin_to_subscriber_end_to_end(page: Any, browser: Any, server: ServerP
     table = page.inner_text("main table")
     assert "52 MB" in table and "0:03:00" in table
     assert PASSWORDS["cash"] not in page.content()
+    page.goto(base + "/admin/reports/revenue?days=7")  # still the admin's session too
+    assert page.locator("svg.chart rect.bar").count() >= 1
+    page_shot(page, "admin-report")
