@@ -16,7 +16,7 @@ from core.db.base import utcnow
 from core.db.pool import DBPool
 from pools.lease import thd_allocate
 from pools.manage import NewPool, thd_add_pool
-from pools.models import PoolKind
+from pools.models import Pool, PoolKind
 from pools.service import LeaseExpiryService
 from pools.usage_history import PoolUsageSample, thd_pool_usage_history, thd_sample_pool_usage
 from webadmin.errors import Forbidden
@@ -38,7 +38,9 @@ def test_samples_read_back_per_hour_with_the_peak(engine: Engine) -> None:
         thd_allocate(s, "edge", "alice")
         thd_allocate(s, "edge", "bob")
         thd_sample_pool_usage(s, now - timedelta(minutes=10))
-        s.add(PoolUsageSample(pool_id=1, sampled_at=now - timedelta(days=500), used=1, size=8))
+        pool_id = s.scalar(select(Pool.id).where(Pool.name == "edge"))
+        s.add(PoolUsageSample(pool_id=pool_id, sampled_at=now - timedelta(days=500), used=1,
+                              size=8))
     with Session(engine) as s, s.begin():
         thd_sample_pool_usage(s, now)  # prunes the 500-day-old row
         points = thd_pool_usage_history(s, now - timedelta(hours=2), now + timedelta(hours=1))
