@@ -38,6 +38,7 @@ from billing.card_models import Card, CardAttempt, CardBatch, CardStatus
 from billing.errors import BillingError
 from billing.models import EntryKind
 from billing.payments import PaymentResult, thd_add_payment
+from core.config import CardsConfig
 from core.db.base import utcnow
 from core.db.models import Plan, Subscriber, SubscriberStatus
 from core.errors import AlreadyExists, InvalidInput, NotFound
@@ -82,6 +83,14 @@ class CardPolicy:
 
 
 DEFAULT_POLICY = CardPolicy()
+
+
+def card_policy(cards: CardsConfig) -> CardPolicy:
+    """The wrong-PIN lockout of ``[cards]``: one reading for the RADIUS voucher path, the CLI
+    and the API."""
+    return CardPolicy(max_failures=cards.max_failures,
+                      window=timedelta(minutes=cards.window_minutes),
+                      lockout=timedelta(minutes=cards.lockout_minutes))
 
 
 @dataclass(frozen=True)

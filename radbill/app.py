@@ -24,6 +24,7 @@ from aaa.dictionary import load_dictionary
 from aaa.password_upgrade import PasswordUpgrader
 from aaa.service import RadiusService
 from aaa.verifier import PasswordVerifier
+from billing.cards import card_policy
 from core.cluster.leadership import Leadership, new_identity
 from core.config import Config, require_data_dir
 from core.db import schema
@@ -231,17 +232,6 @@ class Radbill:
     credentials: CredentialStore
     billing: Any = None  # billing.service.BillingService when billing is on
     leadership: Any = None  # core.cluster.leadership.Leadership
-
-
-def card_policy(config: Config) -> Any:
-    """billing.cards.CardPolicy from ``[cards]``."""
-    from datetime import timedelta
-
-    from billing.cards import CardPolicy
-
-    c = config.cards
-    return CardPolicy(max_failures=c.max_failures, window=timedelta(minutes=c.window_minutes),
-                      lockout=timedelta(minutes=c.lockout_minutes))
 
 
 RETENTION_MAX_BATCHES = 2000  # per kind and run; the next run goes on from there
@@ -481,7 +471,7 @@ def make_service(config: Config, reactor: IReactorCore, *, check_schema: bool = 
         from aaa.voucher import VoucherLogin
 
         voucher = VoucherLogin(auth_db, credentials, reactor, config.billing.currency,
-                               card_policy(config))
+                               card_policy(config.cards))
     access = AccessHandler(credentials, authenticator, access_hooks, unknown_login=voucher,
                            on_database_down=config.radius.on_database_down)
 

@@ -250,7 +250,7 @@ def cmd_block(args: argparse.Namespace) -> int:
 
 
 def cmd_activate(args: argparse.Namespace) -> int:
-    from radbill.app import card_policy
+    from billing.cards import card_policy
 
     pin = stdin_value(args.pin, "PIN")
     ctx = CliContext(args)
@@ -258,7 +258,7 @@ def cmd_activate(args: argparse.Namespace) -> int:
         currency = check_currency(ctx.config.billing.currency)
         result = ctx.run(thd_activate, args.serial, pin, args.login, currency,
                          via="operator", address=f"cli:{getpass.getuser()}",
-                         policy=card_policy(ctx.config))
+                         policy=card_policy(ctx.config.cards))
     finally:
         ctx.close()
     result.raise_if_refused()

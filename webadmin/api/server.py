@@ -22,6 +22,7 @@ from twisted.internet import threads
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 
+from billing.cards import card_policy
 from core.config import Config
 from core.db.pool import DBPool
 from core.errors import InvalidInput
@@ -75,16 +76,6 @@ class Ctx:
         return threads.deferToThreadPool(reactor, reactor.getThreadPool(), fn, *args)
 
 
-def card_policy(config: Config) -> Any:
-    """billing.cards.CardPolicy from ``[cards]`` (wrong-PIN lockout for activations)."""
-    from datetime import timedelta
-
-    from billing.cards import CardPolicy
-
-    c = config.cards
-    return CardPolicy(max_failures=c.max_failures, window=timedelta(minutes=c.window_minutes),
-                      lockout=timedelta(minutes=c.lockout_minutes))
-
 
 def to_data(value: Any) -> Any:
     """Service results (dataclasses with as_dict) to plain dicts and lists."""
@@ -111,7 +102,7 @@ class ApiServer:
         self.throttle = LoginThrottle(w.login_failures)
         self.view = ClientView(self.tls, w.behind_proxy, list(w.trusted_proxies))
         self.disconnect = disconnect  # async (dbpool, sessions) -> results; see endpoints.usage
-        self.card_policy = card_policy(config)
+        self.card_policy = card_policy(config.cards)
         self.app = Klein()
         self._adapters: dict[type[BaseModel], TypeAdapter[Any]] = {}
         for ep in registry.endpoints:
