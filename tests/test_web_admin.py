@@ -140,6 +140,17 @@ def test_admin_adds_nas_plan_subscriber_with_hostile_text(page: Any,
     """NAS, plan and subscriber added through forms; hostile names render as text; no secret."""
     login(page, server.base, "boss")
     page.wait_for_url(server.base + "/admin/")
+    for form, field in (("/admin/nas/new", "#f-name"), ("/admin/plans/new", "#f-name")):
+        page.goto(server.base + form)
+        page.fill(field, EVIL)  # refused by the name rules, and echoed back as text
+        if form.startswith("/admin/nas"):
+            page.fill("#f-address", "127.0.0.2")
+            page.fill("#f-secret", "s3cret-NAS-value")
+        page.click("main button[type=submit]")
+        assert page.locator(".field.invalid, .flash.error").count() >= 1
+        assert page.input_value(field) == EVIL
+        assert page.evaluate("window.pwned") is None
+        assert "s3cret-NAS-value" not in page.content()  # a refused form does not echo it
     page.goto(server.base + "/admin/nas/new")
     page.fill("#f-name", "nas-1")
     page.fill("#f-address", "not an address")
