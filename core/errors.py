@@ -32,5 +32,10 @@ class InvalidInput(RadbillError):
         self.field = field
 
 
+class InUse(InvalidInput):
+    """The object cannot be removed while other records refer to it (HTTP 409, not 400:
+    the request was well-formed; the state of the data refuses it)."""
+
+
 class DatabaseUnavailable(RadbillError):
     """The database cannot be reached or answered with a transient error."""

@@ -187,3 +187,19 @@ async def test_login_throttled_per_login_and_address(api: Api) -> None:
     # the address is throttled too: another login from here is refused before any check
     code, _, _ = await api.call("POST", "/login", body={"login": "other", "password": "x"})
     assert code == 429
+
+
+@pytest_twisted.ensureDeferred
+async def test_removing_what_is_still_used_is_409_in_use(api: Api) -> None:
+    """A plan that subscribers still have is refused with 409 in_use (the request was fine,
+    the data's state refuses it), and stays; once unused it can be removed."""
+    tok = api.token("admin")
+    assert (await api.call("POST", "/plans", tok, {"name": "busy"}))[0] == 201
+    assert (await api.call("POST", "/subscribers", tok,
+                           {"login": "u1", "password": "pw-123456", "plan": "busy"}))[0] == 201
+    got, answer, _ = await api.call("DELETE", "/plans/busy", tok)
+    assert got == 409 and answer["error"]["code"] == "in_use", answer
+    assert "used by 1 subscriber" in answer["error"]["message"]
+    assert (await api.call("GET", "/plans/busy", tok))[0] == 200
+    assert (await api.call("DELETE", "/subscribers/u1", tok))[0] == 200
+    assert (await api.call("DELETE", "/plans/busy", tok))[0] == 200

@@ -23,7 +23,7 @@ from aaa.admin.validate import (
     validate_reply_attributes,
 )
 from core.db.models import Plan, Reseller, Subscriber
-from core.errors import AlreadyExists, InvalidInput, NotFound
+from core.errors import AlreadyExists, InUse, InvalidInput, NotFound
 
 
 @dataclass(frozen=True)
@@ -170,8 +170,8 @@ def thd_remove_plan(session: Session, name: str) -> PlanInfo:
     row = _plan_row(session, name)
     users = _plan_users(session, row.id)
     if users:
-        raise InvalidInput(f"plan {name!r} is used by {users} subscriber"
-                           f"{'s' if users != 1 else ''}; move them to another plan first")
+        raise InUse(f"plan {name!r} is used by {users} subscriber"
+                    f"{'s' if users != 1 else ''}; move them to another plan first")
     info = _plan_info(row, 0, _reseller_name(session, row.reseller_id))
     delete_row(session, row, f"plan {name!r}")
     return info

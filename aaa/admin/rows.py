@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.errors import AlreadyExists, InvalidInput
+from core.errors import AlreadyExists, InUse
 
 
 def flush_unique(session: Session, what: str) -> None:
@@ -22,5 +22,5 @@ def delete_row(session: Session, row: Any, what: str, instead: str = "") -> None
     try:
         session.flush()
     except IntegrityError:
-        raise InvalidInput(f"cannot remove {what}: other records still refer to it"
-                           f"{instead}") from None
+        raise InUse(f"cannot remove {what}: other records still refer to it"
+                    f"{instead}") from None

@@ -14,7 +14,14 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 
-from core.errors import AlreadyExists, DatabaseUnavailable, InvalidInput, NotFound, RadbillError
+from core.errors import (
+    AlreadyExists,
+    DatabaseUnavailable,
+    InUse,
+    InvalidInput,
+    NotFound,
+    RadbillError,
+)
 from webadmin.errors import Conflict, Forbidden, Throttled, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -39,6 +46,7 @@ class BadMediaType(RadbillError):
 # First match wins: subclasses before their bases.
 ERROR_TABLE: list[tuple[type[BaseException], int, str]] = [
     (ValidationError, 400, "invalid_field"),
+    (InUse, 409, "in_use"),  # before InvalidInput, its base
     (InvalidInput, 400, "invalid_field"),
     (Unauthorized, 401, "unauthorized"),
     (Forbidden, 403, "forbidden"),

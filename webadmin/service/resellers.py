@@ -14,7 +14,7 @@ from aaa.admin.rows import delete_row, flush_unique
 from aaa.admin.validate import DESCRIPTION_MAX, NONE_WORDS, text_field, validate_name
 from core.db.access import ApiToken, Operator
 from core.db.models import Plan, Reseller, Subscriber
-from core.errors import AlreadyExists, InvalidInput, NotFound
+from core.errors import AlreadyExists, InUse, InvalidInput, NotFound
 from webadmin.roles import Caller
 from webadmin.service import audit
 
@@ -107,8 +107,8 @@ def thd_remove_reseller(session: Session, caller: Caller, name: str) -> Reseller
     info = _info(session, row)
     if info.subscribers or info.plans or info.operators or session.scalar(
             select(func.count()).where(ApiToken.reseller_id == row.id)):
-        raise InvalidInput(f"reseller {name!r} still has subscribers, plans, operators or "
-                           "tokens; move or remove them first")
+        raise InUse(f"reseller {name!r} still has subscribers, plans, operators or "
+                    "tokens; move or remove them first")
     delete_row(session, row, f"reseller {name!r}")
     audit.record(session, caller, "reseller.remove", "reseller", name, info.as_dict(), None)
     return info
