@@ -67,6 +67,18 @@ def test_separate_selfcare_process_over_the_api(page: Any, front: str) -> None:
     assert "35 MB" in page.inner_text("main table")
     page.click("nav >> text=Payments")
     assert "$12.34" in page.inner_text("main table") and "$999" not in page.content()
+    page.goto(front + "/my/password")
+    page.fill("#f-old", "nope-nope")
+    page.fill("#f-new", "carol-new-pw")
+    page.fill("#f-again", "carol-new-pw")
+    page.click("main button[type=submit]")
+    assert "not your current password" in page.inner_text("#e-old")
+    page.fill("#f-old", "carol-pw")
+    page.fill("#f-new", "carol-new-pw")
+    page.fill("#f-again", "carol-new-pw")
+    page.click("main button[type=submit]")
+    page.wait_for_url(front + "/my/")
+    assert "password has been changed" in page.inner_text(".flash.ok")
     page.goto(front + "/admin/")
     assert page.locator("#balance").count() == 0  # only /my/ is served here
     page.goto(front + "/my/")
@@ -74,6 +86,10 @@ def test_separate_selfcare_process_over_the_api(page: Any, front: str) -> None:
     page.wait_for_url(front + "/my/login")
     page.goto(front + "/my/")
     assert page.url == front + "/my/login"
+    page.fill("#f-login", "carol")
+    page.fill("#f-password", "carol-new-pw")
+    page.click("main button[type=submit]")
+    page.wait_for_url(front + "/my/")
 
 
 def test_selfcare_command_refuses_bad_arguments(tmp_path: Path) -> None:

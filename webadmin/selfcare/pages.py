@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from core.db.base import utcnow
+from core.errors import InvalidInput
 from webadmin.pages.app import Form, NavItem, PageApp, Who, inline
 from webadmin.pages.charts import Series, bar_chart
 from webadmin.pages.i18n import N_
@@ -204,6 +205,8 @@ class SelfcareSite(PageApp):
                 except WrongPassword:
                     self.throttle.failed(req.client, session.principal.login)
                     form.errors["old"] = _("This is not your current password.")
+                except InvalidInput as exc:  # radbill's own rule (through the API)
+                    form.errors["new"] = str(exc)
         if not form.ok:
             return self.page(req, session, "my/password.html", form=form, status=400)
         session.flash("ok", _("Your password has been changed."))
