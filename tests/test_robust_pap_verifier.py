@@ -258,3 +258,21 @@ def test_migration_0700_matches_the_model_and_downgrades(engine: Engine) -> None
     assert "pap_verifier" not in inspect(engine).get_table_names()
     schema.upgrade(engine)
     assert _diff(engine, {"pap_verifier"}) == []
+
+
+def test_workers_starting_together_agree_on_one_key(tmp_path: Path) -> None:
+    """Eight starts racing to make the key all read the same 32 octets; no temp files stay."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "pap.key"
+    barrier = threading.Barrier(8)
+
+    def start(_: int) -> bytes:
+        barrier.wait(5)
+        return load_or_create_key(path)
+
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(start, range(8)))
+    assert len(set(keys)) == 1 and len(keys[0]) == 32
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pap.key"]
