@@ -18,6 +18,11 @@ class CuttableProxy:
         self._socks: list[socket.socket] = []
         self._listener: socket.socket | None = None
         self._stop = threading.Event()
+        self.frozen = threading.Event()
+
+    def freeze(self) -> None:
+        """Keep every connection open but forward nothing: a server stopped with SIGSTOP."""
+        self.frozen.set()
 
     def resume(self) -> None:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -61,10 +66,12 @@ class CuttableProxy:
             threading.Thread(target=self._pump, args=(client, upstream, stop),
                              daemon=True).start()
 
-    @staticmethod
-    def _pump(a: socket.socket, b: socket.socket, stop: threading.Event) -> None:
+    def _pump(self, a: socket.socket, b: socket.socket, stop: threading.Event) -> None:
         try:
             while not stop.is_set():
+                if self.frozen.is_set():
+                    stop.wait(0.2)
+                    continue
                 ready = select.select([a, b], [], [], 0.2)[0]
                 for s in ready:
                     data = s.recv(65536)

@@ -103,3 +103,35 @@ def test_jobs_fail_at_once_during_an_outage_without_tracebacks(
         assert not any(r.exc_info for r in caplog.records)
     finally:
         pool.stop()
+
+
+def test_a_hung_database_is_an_outage_after_read_timeout() -> None:
+    """MariaDB that stops answering (SIGSTOP, faked by a frozen proxy) fails within read_timeout."""
+    import time
+
+    from sqlalchemy.engine import make_url
+
+    from core.db.pool import run_in_session
+    from tests.conftest import MARIADB_URL
+    from tests.tcp_proxy import CuttableProxy
+
+    if not MARIADB_URL:
+        pytest.skip("RADBILL_TEST_DATABASE_URL not set")
+    real = make_url(MARIADB_URL)
+    proxy = CuttableProxy((real.host or "127.0.0.1", real.port or 3306))
+    proxy.resume()
+    url = MARIADB_URL.replace(f"{real.host}:{real.port or 3306}", f"127.0.0.1:{proxy.port}")
+    engine = make_engine(url, pool_size=1, connect_timeout=2, read_timeout=2)
+    try:
+        from sqlalchemy.orm import sessionmaker
+
+        factory = sessionmaker(engine)
+        assert run_in_session(factory, ping) == 1
+        proxy.freeze()
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable):
+            run_in_session(factory, ping)
+        assert time.monotonic() - started < 15  # read_timeout (and one retry), not forever
+    finally:
+        proxy.cut()
+        engine.dispose()
