@@ -23,6 +23,12 @@ __all__ = ["DayRow", "Handle", "LedgerRow", "Me", "Quota", "SelfcareBackend", "U
            "WrongPassword", "as_json"]
 
 
+# The shortest password a subscriber may choose for itself: the pages check it before asking,
+# the API's self-care endpoint refuses shorter ones (operators setting a password are not held
+# to it: imported subscribers keep what the old system had).
+SELF_PASSWORD_MIN = 8
+
+
 @dataclass(frozen=True)
 class Handle:
     """A logged-in subscriber as the backend knows it (login, and the API's session token)."""

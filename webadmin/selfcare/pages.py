@@ -19,7 +19,7 @@ from webadmin.pages.i18n import N_
 from webadmin.pages.render import Renderer
 from webadmin.pages.sessions import check_csrf
 from webadmin.pages.site import PageRequest, Response
-from webadmin.selfcare.backend import Handle, SelfcareBackend, WrongPassword
+from webadmin.selfcare.backend import SELF_PASSWORD_MIN, Handle, SelfcareBackend, WrongPassword
 
 TRAFFIC_DAYS = 30
 MAX_PASSWORD = 128
@@ -190,8 +190,8 @@ class SelfcareSite(PageApp):
         form = Form()
         if not old:
             form.errors["old"] = _("Enter your current password.")
-        if len(new) < 6:
-            form.errors["new"] = _("The new password needs at least 6 characters.")
+        if len(new) < SELF_PASSWORD_MIN:
+            form.errors["new"] = _("The new password needs at least 8 characters.")
         elif len(new.encode("utf-8", "replace")) > MAX_PASSWORD or "\x00" in new:
             form.errors["new"] = _("The new password is too long.")
         if new != again:

@@ -19,6 +19,7 @@ from core.db.base import utcnow
 from core.errors import InvalidInput
 from webadmin.api import models as m
 from webadmin.api.declare import API, Body, Page, Query
+from webadmin.selfcare.backend import SELF_PASSWORD_MIN
 from webadmin.selfcare.passwords import check_password
 from webadmin.service import selfcare as svc
 
@@ -82,7 +83,7 @@ class TrafficQuery(Query):
 
 class OwnPassword(Body):
     old_password: str = Field(min_length=1, max_length=256)
-    password: str = Field(min_length=8, max_length=256)
+    password: str = Field(min_length=SELF_PASSWORD_MIN, max_length=256)
 
 
 def account_dict(me: svc.Me) -> dict[str, Any]:
