@@ -81,6 +81,29 @@ async def test_concurrent_duplicates_post_once(api: Api) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_reseller_topup_is_exactly_once(api: Api) -> None:
+    """A reseller top-up posted again (same reference, or same Idempotency-Key) answers 200
+    with the balance unchanged; OpenAPI documents that 200 (schemathesis found it missing)."""
+    admin = api.token("admin")
+    api.reseller("east")
+    top = {"amount": "40.00", "reference": "bank-77"}
+    code, body, _ = await api.call("POST", "/resellers/east/topup", admin, top)
+    assert code == 201 and body["balance"] == "40.00" and body["recorded"], body
+    code, body, _ = await api.call("POST", "/resellers/east/topup", admin, top)
+    assert code == 200 and body["balance"] == "40.00" and not body["recorded"], body
+    key = {"Idempotency-Key": "top-2"}
+    again = {"amount": "5.00", "reference": "bank-78"}
+    code1, first, _ = await api.call("POST", "/resellers/east/topup", admin, again, headers=key)
+    code2, second, r2 = await api.call("POST", "/resellers/east/topup", admin, again,
+                                       headers=key)
+    assert (code1, code2) == (201, 201) and first == second and first["balance"] == "45.00"
+    assert r2.headers.getRawHeaders(b"idempotent-replayed") == [b"true"]
+    code, doc, _ = await api.call("GET", "/openapi.json", admin)
+    assert {"200", "201"} <= set(doc["paths"]["/api/v1/resellers/{name}/topup"]["post"]
+                                 ["responses"])
+
+
+@pytest_twisted.ensureDeferred
 async def test_reseller_cannot_see_or_touch_another_resellers_subscriber(api: Api) -> None:
     """Another reseller's login answers exactly like a login that does not exist, for every
     read and change; lists show only the reseller's own rows."""

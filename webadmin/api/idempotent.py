@@ -19,7 +19,9 @@ async def once(ctx: Any, body: BaseModel, answer: Callable[[Any], Any], fn: Any,
     ``reference`` makes the domain operation idempotent (posting it again changes nothing)."""
 
     def status(result: Any) -> int:
-        return 201 if getattr(result, "created", True) else 200
+        created = (result.get("recorded", True) if isinstance(result, dict)
+                   else getattr(result, "created", True))
+        return 201 if created else 200
 
     key = ctx.idempotency_key
     if key is None:

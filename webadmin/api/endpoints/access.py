@@ -8,7 +8,7 @@ from pydantic import Field
 
 from webadmin.api import models as m
 from webadmin.api.auth import COOKIE, csrf_token
-from webadmin.api.declare import API, Body, Created, Page
+from webadmin.api.declare import API, Body, Page
 from webadmin.errors import Unauthorized
 from webadmin.roles import OPERATOR_ROLES, ROLES, TOKEN_ROLES
 from webadmin.selfcare.passwords import check_password
@@ -297,14 +297,16 @@ async def reseller_balance(ctx: Any, name: str) -> Any:
 
 
 @API.endpoint("POST", "/resellers/{name}/topup", "reseller.admin",
-              "the reseller prepaid the operator (exactly once per reference)", body=Topup,
-              response=ResellerBalance, status=201, item="reseller_topup", tag="resellers")
+              "the reseller prepaid the operator (exactly once per Idempotency-Key or "
+              "reference)", body=Topup, response=ResellerBalance, status=201, idempotent=True,
+              item="reseller_topup", tag="resellers")
 async def reseller_topup(ctx: Any, name: str, body: Topup) -> Any:
     from billing.money import parse_amount
+    from webadmin.api.idempotent import once
 
     amount = parse_amount(body.amount, ctx.currency, allow_negative=True)
-    out = await ctx.run(reseller_money.thd_topup, name, amount, ctx.currency, body.reference)
-    return Created(out, 201 if out["recorded"] else 200)
+    return await once(ctx, body, lambda out: out, reseller_money.thd_topup, name, amount,
+                      ctx.currency, body.reference)
 
 
 @API.endpoint("PUT", "/resellers/{name}/credit_limit", "reseller.admin",
