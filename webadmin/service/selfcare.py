@@ -2,8 +2,10 @@
 
 Every function takes the subscriber from the caller (``caller.subscriber``, set
 by a self-care login), never from the request, so a subscriber reaches its own
-rows only. The in-process self-care pages (``webadmin.selfcare.local``) and the
-API's ``/api/v1/me/...`` endpoints both call these. Password checks and hashing
+rows only: another subscriber's document answers exactly like a missing one, and
+a card is credited to the caller only. The in-process self-care pages
+(``webadmin.selfcare.local``) and the API's ``/api/v1/me/...`` endpoints both call these.
+Password checks and hashing
 (argon2) run outside the transactions, in a thread of their own.
 """
 
@@ -20,9 +22,10 @@ from aaa.admin.subscribers import LoginSecrets, thd_get_subscriber
 from aaa.admin.subscribers import thd_login_secrets as _login_secrets
 from aaa.admin.subscribers import thd_set_password as _set_password
 from accounting.queries import CallFilter, SessionFilter, thd_list_calls, thd_list_sessions
+from billing import cards, documents
 from billing.accounts import thd_account
 from billing.ledger import thd_entries
-from billing.money import format_price
+from billing.money import format_amount, format_price
 from billing.overview import thd_charged, thd_overview, thd_usage_per_day
 from billing.tariffs import Tariff
 from core.db.base import utcnow
@@ -199,3 +202,31 @@ def thd_change_password(session: Session, caller: Caller, credentials: Credentia
     _set_password(session, login, credentials)
     audit.record(session, caller, "subscriber.passwd", "subscriber", login,
                  {"password": "old"}, {"password": "new", "by": "self-care"})
+
+
+def thd_activate_card(session: Session, caller: Caller, serial: str, pin: str, currency: str,
+                      policy: cards.CardPolicy) -> cards.Activation:
+    """Credit a prepaid card to the caller's own account; audited when it was credited.
+
+    A refusal is returned (not raised) so the wrong-PIN count it recorded, per
+    subscriber and per the caller's address, commits with the transaction.
+    """
+    login = own_login(caller, "self.write")
+    result = cards.thd_activate(session, serial, pin, login, currency, via="selfcare",
+                                address=caller.address or caller.actor, policy=policy)
+    if result.ok and result.payment is not None:
+        audit.record(session, caller, "card.activate", "card", result.serial, None,
+                     {"login": login, "by": "self-care",
+                      "credited": format_amount(result.payment.entry.amount, currency)})
+    return result
+
+
+def thd_my_documents(session: Session, caller: Caller, limit: int) -> list[documents.DocumentView]:
+    """Own statements and invoices, newest first."""
+    return documents.thd_list_documents(session, own_login(caller), limit)
+
+
+def thd_my_document(session: Session, caller: Caller,
+                    document_id: int) -> documents.DocumentView:
+    """One own document; another subscriber's raises the same NotFound as a missing id."""
+    return documents.thd_get_document(session, document_id, login=own_login(caller))

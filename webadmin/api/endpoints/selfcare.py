@@ -1,5 +1,9 @@
 """Self-care (role ``subscriber``): own account, what is left, usage, payments, password.
 
+Money written here (a card activation) is idempotent like the operator's: with
+an Idempotency-Key the first answer is replayed, and a card credits only once
+anyway. A document of another subscriber answers 404 like a missing one.
+
 A subscriber caller exists only through ``POST /api/v1/selfcare/login`` (a
 ``selfcare-frontend`` token logging a subscriber in); every endpoint here acts
 on that subscriber, never on a login from the request.
@@ -8,7 +12,7 @@ on that subscriber, never on a login from the request.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -18,7 +22,7 @@ from billing.money import format_amount
 from core.db.base import utcnow
 from core.errors import InvalidInput
 from webadmin.api import models as m
-from webadmin.api.declare import API, Body, Page, Query
+from webadmin.api.declare import API, Body, Page, Query, Raw
 from webadmin.selfcare.backend import SELF_PASSWORD_MIN
 from webadmin.selfcare.passwords import check_password
 from webadmin.service import selfcare as svc
@@ -162,3 +166,82 @@ async def my_password(ctx: Any, body: OwnPassword) -> Any:
     creds = await ctx.in_thread(hash_credentials, body.password)
     await ctx.run(svc.thd_change_password, creds)
     return {"ok": True}
+
+
+class MyCard(Body):
+    serial: str = Field(min_length=1, max_length=64)
+    pin: str = Field(min_length=1, max_length=64)
+
+
+class MyActivation(m.Out):
+    serial: str
+    credited: m.Amount
+    currency: str
+    balance: m.Amount
+    status: str
+    unblocked: bool
+
+
+class MyDocument(m.Out):
+    id: int
+    kind: str
+    title: str
+    invoice: str | None
+    pdf: bool
+    created_at: datetime
+
+
+class MyFileQuery(Query):
+    format: Literal["html", "pdf"] = "html"
+
+
+def _activation(result: Any) -> Any:
+    result.raise_if_refused()
+    acct = result.payment.account
+    c = acct.currency
+    return {"serial": result.serial, "credited": format_amount(result.payment.entry.amount, c),
+            "currency": c, "balance": format_amount(acct.balance, c), "status": acct.status,
+            "unblocked": result.payment.unblocked}
+
+
+@API.endpoint("POST", "/me/cards/activate", "self.write",
+              "activate a prepaid card on own account (credits once; wrong PINs lock out)",
+              body=MyCard, response=MyActivation, idempotent=True, item="card_activation",
+              tag="selfcare")
+async def my_card_activate(ctx: Any, body: MyCard) -> Any:
+    policy = ctx.api.card_policy
+    if ctx.idempotency_key is not None:
+        from webadmin.api.idempotent import once
+
+        return await once(ctx, body, _activation, svc.thd_activate_card, body.serial, body.pin,
+                          ctx.currency, policy)
+    return _activation(await ctx.run(svc.thd_activate_card, body.serial, body.pin,
+                                     ctx.currency, policy))
+
+
+def document_dict(d: Any) -> dict[str, Any]:
+    return {"id": d.id, "kind": d.kind, "title": d.title, "invoice": d.invoice_number,
+            "pdf": bool(d.pdf_path), "created_at": d.created_at}
+
+
+@API.endpoint("GET", "/me/documents", "self.read", "own statements and invoices, newest first",
+              query=Page, paged=True, response=MyDocument, item="document", tag="selfcare")
+async def my_documents(ctx: Any, query: Page) -> Any:
+    rows = await ctx.run(svc.thd_my_documents, query.offset + query.limit + 1)
+    return [document_dict(d) for d in rows[query.offset:]]
+
+
+@API.endpoint("GET", "/me/documents/{id}/file", "self.read",
+              "an own document's file (html or pdf), verified against its hash",
+              query=MyFileQuery, raw=True, tag="selfcare")
+async def my_document_file(ctx: Any, id: str, query: MyFileQuery) -> Any:
+    from billing.documents import DocumentRenderer
+
+    if not id.isdigit() or len(id) > 18:
+        raise InvalidInput(f"id {id!r} is not a number", field="id")
+    d = await ctx.run(svc.thd_my_document, int(id))
+    if query.format == "pdf" and not d.pdf_path:
+        raise InvalidInput(f"document {d.id} has no PDF", field="format")
+    content = await ctx.in_thread(DocumentRenderer(ctx.config).read, d, query.format)
+    ctype = "application/pdf" if query.format == "pdf" else "text/html; charset=utf-8"
+    return Raw(content, ctype, f"document-{d.id}.{query.format}")
