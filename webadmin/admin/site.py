@@ -47,6 +47,7 @@ NAV = ((N_("Dashboard"), "", "dashboard.read"),
        (N_("Calls"), "calls", "call.read"),
        (N_("Accounts"), "accounts", "account.read"),
        (N_("Payments"), "payments", "payment.read"),
+       (N_("Documents"), "documents", "document.read"),
        (N_("Plans"), "plans", "plan.read"),
        (N_("NAS"), "nas", "nas.read"),
        (N_("Pools"), "pools", "pool.read"),
@@ -100,7 +101,9 @@ class AdminSite(PageApp):
     def __init__(self, dbpool: DBPool, renderer: Renderer, settings: Settings, *,
                  reactor: Any = None, disconnector: Callable[[], Any] | None = None,
                  billing_status: Callable[[], Any] | None = None,
-                 rates: RateSampler | None = None, **kw: Any) -> None:
+                 rates: RateSampler | None = None,
+                 document_reader: Callable[[Any, str], bytes] | None = None,
+                 **kw: Any) -> None:
         super().__init__("/admin/", renderer, **kw)
         from twisted.internet import reactor as default_reactor
 
@@ -110,6 +113,8 @@ class AdminSite(PageApp):
         self.disconnector = disconnector
         self.billing_status = billing_status or (lambda: None)
         self.rates = rates or RateSampler()
+        # (DocumentView, "html"|"pdf") -> bytes checked against the recorded hash (blocking)
+        self.document_reader = document_reader
         self._sender: Any = None
         self.store.idle = settings.session_idle
         self.store.absolute = settings.session_lifetime
@@ -121,13 +126,15 @@ class AdminSite(PageApp):
             access,
             catalog,
             dashboard,
+            documents,
             money,
             reports,
             subscribers,
             usage,
         )
 
-        for module in (dashboard, subscribers, catalog, money, usage, reports, access):
+        for module in (dashboard, subscribers, catalog, money, documents, usage, reports,
+                       access):
             module.install(self)
 
     # -- chrome ---------------------------------------------------------------------------

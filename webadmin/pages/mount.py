@@ -39,6 +39,7 @@ def admin_site(config: Config, dbpool: DBPool, reactor: Any, *,
     """The admin pages over the service layer, with Disconnect through aaa.coa."""
     from aaa.coa import CoaDisconnector
     from aaa.dictionary import load_dictionary
+    from billing.documents import DocumentRenderer
     from webadmin.admin.rates import RateSampler
     from webadmin.admin.site import AdminSite, Settings
     from webadmin.pages.sessions import LoginThrottle
@@ -53,6 +54,7 @@ def admin_site(config: Config, dbpool: DBPool, reactor: Any, *,
                      disconnector=lambda: CoaDisconnector.from_config(
                          config, dbpool, reactor, load_dictionary()),
                      billing_status=billing_status, rates=rates,
+                     document_reader=DocumentRenderer(config).read,
                      throttle=LoginThrottle(limit=w.login_failures),
                      default_language=p.default_language, page_size=p.page_size,
                      secure_cookies=bool(w.tls_certificate) or w.behind_proxy)

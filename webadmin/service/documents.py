@@ -8,6 +8,7 @@ and verified against their stored hashes by ``billing.render`` in the face.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +60,39 @@ def thd_list_documents(session: Session, caller: Caller, login: str | None,
                        limit: int) -> list[documents.DocumentView]:
     caller.require("document.read")
     return documents.thd_list_documents(session, login, limit)
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    """One line of the admin's document list: the record plus its statement's period and sum."""
+
+    doc: documents.DocumentView
+    period: str | None
+    amount: int | None  # the invoice total, else the statement's closing balance
+    currency: str | None
+
+
+def thd_document_page(session: Session, caller: Caller, login: str | None,
+                      period: str | None, limit: int, offset: int = 0) -> list[DocumentRow]:
+    """Documents newest first, with period and amount, in one statement (the admin list)."""
+    from billing.statement_models import Document, Invoice, Statement
+    from core.db.models import Subscriber
+
+    caller.require("document.read")
+    q = (select(Document, Subscriber.login, Invoice.number_text, Statement.period,
+                Invoice.total, Statement.closing, Statement.currency)
+         .join(BillingAccount, BillingAccount.id == Document.account_id)
+         .join(Subscriber, Subscriber.id == BillingAccount.subscriber_id)
+         .outerjoin(Invoice, Invoice.id == Document.invoice_id)
+         .outerjoin(Statement, Statement.id == Document.statement_id))
+    if login:
+        q = q.where(Subscriber.login == login)
+    if period:
+        q = q.where(Statement.period == period)
+    rows = session.execute(q.order_by(Document.id.desc()).limit(limit).offset(offset))
+    return [DocumentRow(documents._doc_view(d, lg, number), per,
+                        total if total is not None else closing, cur)
+            for d, lg, number, per, total, closing, cur in rows]
 
 
 def thd_get_document(session: Session, caller: Caller,
