@@ -27,7 +27,8 @@ MAX_QUERIES = 30  # the subscriber page, with every section, is the largest (27)
 PAGES = ("/", "/subscribers", "/subscribers/u0000", "/sessions", "/calls", "/payments", "/accounts",
          "/plans", "/plans/home", "/nas", "/pools", "/reports/revenue", "/reports/traffic",
          "/reports/calls", "/reports/top", "/audit", "/operators", "/tokens",
-         "/subscribers/u0000/payment", "/subscribers/u0000/edit", "/documents")
+         "/subscribers/u0000/payment", "/subscribers/u0000/edit", "/documents",
+         "/cards", "/cards/list")
 CREDS = Credentials(password_hash="$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g")
 
 

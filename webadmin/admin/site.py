@@ -48,6 +48,7 @@ NAV = ((N_("Dashboard"), "", "dashboard.read"),
        (N_("Accounts"), "accounts", "account.read"),
        (N_("Payments"), "payments", "payment.read"),
        (N_("Documents"), "documents", "document.read"),
+       (N_("Cards"), "cards", "card.read"),
        (N_("Plans"), "plans", "plan.read"),
        (N_("NAS"), "nas", "nas.read"),
        (N_("Pools"), "pools", "pool.read"),
@@ -124,6 +125,7 @@ class AdminSite(PageApp):
         r.post("/logout")(self.logout)
         from webadmin.admin import (
             access,
+            cards,
             catalog,
             dashboard,
             documents,
@@ -133,8 +135,8 @@ class AdminSite(PageApp):
             usage,
         )
 
-        for module in (dashboard, subscribers, catalog, money, documents, usage, reports,
-                       access):
+        for module in (dashboard, subscribers, catalog, money, documents, cards, usage,
+                       reports, access):
             module.install(self)
 
     # -- chrome ---------------------------------------------------------------------------
