@@ -30,7 +30,7 @@ def local_selfcare(config: Config, dbpool: DBPool, reactor: Any) -> SelfcareSite
     from webadmin.selfcare.local import LocalSelfcare
 
     backend = LocalSelfcare(dbpool, reactor, config.billing.currency,
-                            ZoneInfo(config.pages.time_zone))
+                            ZoneInfo(config.pages.time_zone), config=config)
     return selfcare_site(config, backend)
 
 

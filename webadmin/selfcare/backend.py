@@ -19,7 +19,8 @@ from twisted.internet.defer import Deferred
 # The data the pages show, defined by the service layer both backends end in.
 from webadmin.service.selfcare import DayRow, LedgerRow, Me, Quota, UsageRow
 
-__all__ = ["DayRow", "Handle", "LedgerRow", "Me", "Quota", "SelfcareBackend", "UsageRow",
+__all__ = ["CardCredit", "CardNotCredited", "DayRow", "DocRow", "DocumentFile",
+           "DocumentMissing", "Handle", "LedgerRow", "Me", "Quota", "SelfcareBackend", "UsageRow",
            "WrongPassword", "as_json"]
 
 
@@ -40,6 +41,45 @@ class Handle:
         return f"Handle({self.login!r})"
 
 
+@dataclass(frozen=True)
+class CardCredit:
+    """A prepaid card credited to the subscriber: what it added and the balance after."""
+
+    serial: str
+    credited: int
+    balance: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class DocRow:
+    id: int
+    kind: str  # statement, invoice
+    title: str
+    invoice: str | None
+    pdf: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DocumentFile:
+    content: bytes
+    content_type: str
+    filename: str
+
+
+class CardNotCredited(Exception):
+    """A card activation was refused; ``reason`` is billing.cards' REFUSAL_TEXT (English)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DocumentMissing(Exception):
+    """No such document of this subscriber (another's answers the same)."""
+
+
 class SelfcareBackend(Protocol):
     def login(self, login: str, password: str, client: str) -> Deferred[Handle | None]: ...
     def logout(self, handle: Handle) -> Deferred[None]: ...
@@ -50,6 +90,11 @@ class SelfcareBackend(Protocol):
                payments_only: bool = False) -> Deferred[list[LedgerRow]]: ...
     def traffic(self, handle: Handle, days: int) -> Deferred[list[DayRow]]: ...
     def change_password(self, handle: Handle, old: str, new: str) -> Deferred[None]: ...
+    def activate_card(self, handle: Handle, serial: str, pin: str,
+                      client: str) -> Deferred[CardCredit]: ...
+    def documents(self, handle: Handle, limit: int) -> Deferred[list[DocRow]]: ...
+    def document_file(self, handle: Handle, document_id: int,
+                      fmt: str) -> Deferred[DocumentFile]: ...
 
 
 class WrongPassword(Exception):

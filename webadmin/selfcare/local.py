@@ -20,7 +20,12 @@ from core.db.base import utcnow
 from core.db.pool import DBPool
 from webadmin.roles import Caller
 from webadmin.selfcare.backend import (
+    CardCredit,
+    CardNotCredited,
     DayRow,
+    DocRow,
+    DocumentFile,
+    DocumentMissing,
     Handle,
     LedgerRow,
     Me,
@@ -41,7 +46,9 @@ def _me(handle: Handle) -> Caller:
 
 
 class LocalSelfcare:
-    def __init__(self, dbpool: DBPool, reactor: Any, currency: str, tz: Any) -> None:
+    def __init__(self, dbpool: DBPool, reactor: Any, currency: str, tz: Any,
+                 config: Any = None) -> None:
+        self.config = config  # for the document store (billing.documents.DocumentRenderer)
         self.dbpool = dbpool
         self.reactor = reactor
         self.currency = currency
@@ -86,3 +93,41 @@ class LocalSelfcare:
             raise WrongPassword()
         creds = yield threads.deferToThreadPool(self.reactor, pool, hash_credentials, new)
         yield self.dbpool.run(svc.thd_change_password, caller, creds)
+
+    @defer.inlineCallbacks
+    def activate_card(self, handle: Handle, serial: str, pin: str,
+                      client: str) -> Generator[Any, Any, CardCredit]:
+        from billing.cards import DEFAULT_POLICY, REFUSAL_TEXT, card_policy
+
+        policy = DEFAULT_POLICY if self.config is None else card_policy(self.config.cards)
+        caller = svc.subscriber_caller(handle.login, client)
+        r = yield self.dbpool.run(svc.thd_activate_card, caller, serial, pin, self.currency,
+                                  policy)
+        if r.refused is not None:
+            raise CardNotCredited(REFUSAL_TEXT[r.refused])
+        acct = r.payment.account
+        return CardCredit(r.serial, r.payment.entry.amount, acct.balance, acct.currency)
+
+    @defer.inlineCallbacks
+    def documents(self, handle: Handle, limit: int) -> Generator[Any, Any, list[DocRow]]:
+        rows = yield self.dbpool.run(svc.thd_my_documents, _me(handle), limit)
+        return [DocRow(d.id, d.kind, d.title, d.invoice_number, bool(d.pdf_path), d.created_at)
+                for d in rows]
+
+    @defer.inlineCallbacks
+    def document_file(self, handle: Handle, document_id: int,
+                      fmt: str) -> Generator[Any, Any, DocumentFile]:
+        from billing.documents import DocumentRenderer
+        from core.errors import NotFound
+
+        try:
+            d = yield self.dbpool.run(svc.thd_my_document_file, _me(handle), document_id)
+        except NotFound:
+            raise DocumentMissing() from None
+        if fmt == "pdf" and not d.pdf_path:
+            raise DocumentMissing()
+        renderer = DocumentRenderer(self.config)
+        content = yield threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
+                                                  renderer.read, d, fmt)
+        ctype = "application/pdf" if fmt == "pdf" else "text/html; charset=utf-8"
+        return DocumentFile(content, ctype, f"document-{d.id}.{fmt}")

@@ -19,16 +19,33 @@ from webadmin.pages.i18n import N_
 from webadmin.pages.render import Renderer
 from webadmin.pages.sessions import check_csrf
 from webadmin.pages.site import PageRequest, Response
-from webadmin.selfcare.backend import SELF_PASSWORD_MIN, Handle, SelfcareBackend, WrongPassword
+from webadmin.selfcare.backend import (
+    SELF_PASSWORD_MIN,
+    CardNotCredited,
+    DocumentMissing,
+    Handle,
+    SelfcareBackend,
+    WrongPassword,
+)
 
 TRAFFIC_DAYS = 30
 MAX_PASSWORD = 128
+MAX_CARD_FIELD = 64
+DOCUMENTS_SHOWN = 120  # ten years of monthly statements
 
 NAV = ((N_("Overview"), ""), (N_("Sessions"), "sessions"), (N_("Calls"), "calls"),
-       (N_("Payments"), "payments"), (N_("Ledger"), "ledger"), (N_("Password"), "password"))
+       (N_("Payments"), "payments"), (N_("Ledger"), "ledger"), (N_("Documents"), "documents"),
+       (N_("Activate a card"), "card"), (N_("Password"), "password"))
 STATE_WORDS = (N_("online"), N_("overdue"), N_("closed"), N_("active"), N_("ended"),
                N_("blocked"), N_("disabled"))
 KIND_WORDS = (N_("payment"), N_("charge"), N_("fee"), N_("refund"), N_("adjustment"))
+# billing.cards.REFUSAL_TEXT, as a subscriber reads them (the backend gives the English text)
+CARD_REFUSALS = (N_("wrong serial or PIN"), N_("too many wrong PINs; try again later"),
+                 N_("the card is blocked"), N_("the card has expired"),
+                 N_("the card has already been used"),
+                 N_("the card is in another currency than the account"),
+                 N_("the card belongs to another reseller"))
+DOC_WORDS = (N_("statement"), N_("invoice"))
 PRICE_WORDS = (N_("per second"), N_("per minute"), N_("per MB uploaded"),
                N_("per MB downloaded"), N_("monthly fee"), N_("daily fee"))
 
@@ -59,6 +76,10 @@ class SelfcareSite(PageApp):
         r.get("/calls")(self.calls)
         r.get("/payments")(self.payments)
         r.get("/ledger")(self.ledger)
+        r.get("/card")(self.card_form)
+        r.post("/card")(self.card)
+        r.get("/documents")(self.documents)
+        r.get("/documents/{id}/file")(self.document_file)
         r.get("/password")(self.password_form)
         r.post("/password")(self.password)
 
@@ -211,3 +232,62 @@ class SelfcareSite(PageApp):
             return self.page(req, session, "my/password.html", form=form, status=400)
         session.flash("ok", _("Your password has been changed."))
         return Response.redirect(self.home)
+
+    # -- prepaid cards and documents ------------------------------------------------------
+
+    def card_form(self, req: PageRequest) -> Response:
+        session = self.logged_in(req)
+        return self.page(req, session, "my/card.html", form=Form())
+
+    @inline
+    def card(self, req: PageRequest) -> Generator[Any, Any, Response]:
+        session = self.posted(req)
+        _ = self.gettext(req, session)
+        serial = req.form.get("serial", "").strip()
+        pin = req.form.get("pin", "").strip()
+        form = Form(values={"serial": serial[:MAX_CARD_FIELD]})
+        if not serial:
+            form.errors["serial"] = _("Enter the card's serial number.")
+        elif len(serial) > MAX_CARD_FIELD or "\x00" in serial:
+            form.errors["serial"] = _("This is not a card serial number.")
+        if not pin:
+            form.errors["pin"] = _("Enter the card's PIN.")
+        elif len(pin) > MAX_CARD_FIELD or "\x00" in pin:
+            form.errors["pin"] = _("This is not a card PIN.")
+        if form.ok:
+            try:
+                got = yield self.backend.activate_card(session.principal, serial, pin,
+                                                       req.client)
+            except CardNotCredited as exc:
+                form.errors["pin" if "PIN" in exc.reason else "serial"] = _(exc.reason)
+            else:
+                fmt = self.fmt(req, session)
+                session.flash("ok", _("The card added %(amount)s; your balance is now "
+                                      "%(balance)s.") % {
+                    "amount": fmt.money(got.credited, got.currency),
+                    "balance": fmt.money(got.balance, got.currency)})
+                return Response.redirect(self.home)
+        return self.page(req, session, "my/card.html", form=form, status=400)
+
+    @inline
+    def documents(self, req: PageRequest) -> Generator[Any, Any, Response]:
+        session = self.logged_in(req)
+        rows = yield self.backend.documents(session.principal, DOCUMENTS_SHOWN)
+        return self.page(req, session, "my/documents.html", rows=rows)
+
+    @inline
+    def document_file(self, req: PageRequest) -> Generator[Any, Any, Response]:
+        from webadmin.pages.site import PageError
+
+        session = self.logged_in(req)
+        text = req.params.get("id", "")
+        fmt = req.query.get("format", "html")
+        if not text.isdigit() or len(text) > 18 or fmt not in ("html", "pdf"):
+            raise PageError(404, self.gettext(req, session)("No such document."))
+        try:
+            f = yield self.backend.document_file(session.principal, int(text), fmt)
+        except DocumentMissing:
+            raise PageError(404, self.gettext(req, session)("No such document.")) from None
+        return Response(f.content, content_type=f.content_type,
+                        headers={"Content-Disposition":
+                                 f'attachment; filename="{f.filename}"'})

@@ -26,7 +26,12 @@ from twisted.web.http_headers import Headers
 from billing.money import parse_amount
 from core.errors import RadbillError
 from webadmin.selfcare.backend import (
+    CardCredit,
+    CardNotCredited,
     DayRow,
+    DocRow,
+    DocumentFile,
+    DocumentMissing,
     Handle,
     LedgerRow,
     Me,
@@ -60,11 +65,14 @@ class ApiSelfcare:
 
     @defer.inlineCallbacks
     def call(self, method: str, path: str, token: str, body: Any = None,
-             client: str = "") -> Generator[Any, Any, tuple[int, Any]]:
+             client: str = "", headers_extra: dict[bytes, bytes] | None = None,
+             as_bytes: bool = False) -> Generator[Any, Any, tuple[int, Any]]:
         headers = Headers({b"Authorization": [f"Bearer {token}".encode()],
                            b"Accept": [b"application/json"]})
         if client:
             headers.addRawHeader(b"X-Forwarded-For", client.encode())
+        for k, v in (headers_extra or {}).items():
+            headers.addRawHeader(k, v)
         producer = None
         if body is not None:
             headers.addRawHeader(b"Content-Type", b"application/json")
@@ -75,6 +83,9 @@ class ApiSelfcare:
             raw = yield readBody(resp)
         except Exception as exc:
             raise ApiUnavailable(f"radbill's API at {self.base} did not answer: {exc}") from None
+        if as_bytes and resp.code == 200:
+            ctype = (resp.headers.getRawHeaders(b"content-type") or [b""])[0].decode()
+            return resp.code, (raw, ctype)
         try:
             data = json.loads(raw) if raw else None
         except ValueError:
@@ -181,3 +192,42 @@ class ApiSelfcare:
 
             raise InvalidInput(str((data or {}).get("detail") or data), field="new")
         raise ApiUnavailable(f"password change: radbill answered {code}")
+
+    @defer.inlineCallbacks
+    def activate_card(self, handle: Handle, serial: str, pin: str,
+                      client: str) -> Generator[Any, Any, CardCredit]:
+        import secrets
+
+        # a fresh key per form post: a retry of this request replays, a new post is new
+        key = {b"Idempotency-Key": secrets.token_hex(16).encode()}
+        code, data = yield self.call("POST", "/me/cards/activate", handle.token,
+                                     {"serial": serial, "pin": pin}, client, key)
+        if code in (200, 201):
+            c = data["currency"]
+            return CardCredit(data["serial"], _minor(data["credited"], c) or 0,
+                              _minor(data["balance"], c) or 0, c)
+        if code == 409:
+            message = str((data or {}).get("error", {}).get("message", ""))
+            raise CardNotCredited(message.split(": ", 1)[-1])
+        if code in (400, 422):
+            raise CardNotCredited("wrong serial or PIN")
+        raise ApiUnavailable(f"card activation: radbill answered {code}")
+
+    @defer.inlineCallbacks
+    def documents(self, handle: Handle, limit: int) -> Generator[Any, Any, list[DocRow]]:
+        page = yield self._get(handle, "/me/documents", limit=limit)
+        return [DocRow(d["id"], d["kind"], d["title"], d["invoice"], d["pdf"],
+                       _when(d["created_at"]))  # type: ignore[arg-type]
+                for d in page["items"]]
+
+    @defer.inlineCallbacks
+    def document_file(self, handle: Handle, document_id: int,
+                      fmt: str) -> Generator[Any, Any, DocumentFile]:
+        code, data = yield self.call("GET", f"/me/documents/{document_id}/file?format={fmt}",
+                                     handle.token, as_bytes=True)
+        if code == 200:
+            content, ctype = data
+            return DocumentFile(content, ctype, f"document-{document_id}.{fmt}")
+        if code in (400, 404):
+            raise DocumentMissing()
+        raise ApiUnavailable(f"document download: radbill answered {code}")

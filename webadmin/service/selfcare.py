@@ -226,7 +226,7 @@ def thd_my_documents(session: Session, caller: Caller, limit: int) -> list[docum
     return documents.thd_list_documents(session, own_login(caller), limit)
 
 
-def thd_my_document(session: Session, caller: Caller,
+def thd_my_document_file(session: Session, caller: Caller,
                     document_id: int) -> documents.DocumentView:
     """One own document; another subscriber's raises the same NotFound as a missing id."""
     return documents.thd_get_document(session, document_id, login=own_login(caller))

@@ -239,7 +239,7 @@ async def my_document_file(ctx: Any, id: str, query: MyFileQuery) -> Any:
 
     if not id.isdigit() or len(id) > 18:
         raise InvalidInput(f"id {id!r} is not a number", field="id")
-    d = await ctx.run(svc.thd_my_document, int(id))
+    d = await ctx.run(svc.thd_my_document_file, int(id))
     if query.format == "pdf" and not d.pdf_path:
         raise InvalidInput(f"document {d.id} has no PDF", field="format")
     content = await ctx.in_thread(DocumentRenderer(ctx.config).read, d, query.format)
