@@ -6,16 +6,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
+from billing.card_models import CardAttempt
 from tests.test_web_selfcare_money import server  # noqa: F401 - statements, cards, serve
 from tests.test_web_selfcare_remote import front  # noqa: F401 - the separate front end
 
 pytestmark = pytest.mark.browser
 
 
-def test_card_and_documents_over_the_api(page: Any, server: Any, front: str) -> None:  # noqa: F811
-    """The remote front end credits a card once (flash with the new balance, a second use
-    refused with its reason) and downloads the subscriber's own document; another's is 404."""
+def test_card_and_documents_over_the_api(page: Any, server: Any, front: str,  # noqa: F811
+                                         engine: Engine) -> None:
+    """The remote front end credits a card once (a wrong PIN counted, flash with the new
+    balance, a second use refused with its reason) and downloads the subscriber's own
+    document; another's is 404."""
     card = server.cards[1]
     page.goto(front + "/my/login")
     page.fill("#f-login", "h0")
@@ -27,6 +32,10 @@ def test_card_and_documents_over_the_api(page: Any, server: Any, front: str) -> 
     page.fill("#f-pin", "0")
     page.click("main button[type=submit]")
     assert "wrong serial or PIN" in page.inner_text("main")
+    with Session(engine) as s:
+        counted = s.scalars(select(CardAttempt.failures).where(
+            CardAttempt.scope.like("sub:%"))).all()
+    assert counted == [1], counted  # the refusal's count committed
     page.fill("#f-serial", card.serial)
     page.fill("#f-pin", card.pin)
     page.click("main button[type=submit]")

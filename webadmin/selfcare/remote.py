@@ -196,12 +196,10 @@ class ApiSelfcare:
     @defer.inlineCallbacks
     def activate_card(self, handle: Handle, serial: str, pin: str,
                       client: str) -> Generator[Any, Any, CardCredit]:
-        import secrets
-
-        # a fresh key per form post: a retry of this request replays, a new post is new
-        key = {b"Idempotency-Key": secrets.token_hex(16).encode()}
+        # No Idempotency-Key: the card itself credits once, and with a key a refusal's
+        # wrong-PIN count would roll back with the key's transaction (no lockout).
         code, data = yield self.call("POST", "/me/cards/activate", handle.token,
-                                     {"serial": serial, "pin": pin}, client, key)
+                                     {"serial": serial, "pin": pin}, client)
         if code in (200, 201):
             c = data["currency"]
             return CardCredit(data["serial"], _minor(data["credited"], c) or 0,
