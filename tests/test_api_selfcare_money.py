@@ -77,6 +77,39 @@ async def test_wrong_pins_lock_the_subscriber_out(api: Api) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_fresh_idempotency_key_per_guess_still_locks_out(api: Api) -> None:
+    """Wrong PINs sent each with a new Idempotency-Key are counted too (the refusal is the
+    key's stored answer, so its counters commit): the operator's and the subscriber's
+    activation both lock out, and a replayed key answers the same refusal."""
+    admin = api.token("admin")
+    await api.call("POST", "/subscribers", admin, {"login": "alice", "password": "x-pass-12"})
+    batch = await _batch(api)
+    card, other = batch[0], batch[1]
+    _, sub = await front_end_login(api)
+    limit = api.server.card_policy.max_failures
+    for i in range(limit):
+        code, body, _ = await api.call("POST", "/me/cards/activate", sub,
+                                       {"serial": card["serial"], "pin": "0" * 12},
+                                       headers={"Idempotency-Key": f"guess-{i}"})
+        assert code == 409 and "wrong serial or PIN" in body["error"]["message"], body
+    code, body, _ = await api.call("POST", "/me/cards/activate", sub,
+                                   {"serial": card["serial"], "pin": "0" * 12},
+                                   headers={"Idempotency-Key": "guess-0"})
+    assert code == 409 and "wrong serial or PIN" in body["error"]["message"], body
+    code, body, _ = await api.call("POST", "/me/cards/activate", sub,
+                                   {"serial": card["serial"], "pin": card["pin"]},
+                                   headers={"Idempotency-Key": "right"})
+    assert code == 409 and "too many wrong PINs" in body["error"]["message"], body
+    # The operator's endpoint counts per subscriber too: alice is locked out there as well.
+    code, body, _ = await api.call("POST", f"/cards/{other['serial']}/activate", admin,
+                                   {"login": "alice", "pin": other["pin"]},
+                                   headers={"Idempotency-Key": "op-1"})
+    assert code == 409 and "too many wrong PINs" in body["error"]["message"], body
+    code, acct, _ = await api.call("GET", "/me/account", sub)
+    assert acct["balance"] == "0.00"
+
+
+@pytest_twisted.ensureDeferred
 async def test_own_documents_only(api: Api) -> None:
     """A subscriber lists and downloads its own statement; another subscriber's document id
     answers exactly like a missing one (404, same message shape)."""

@@ -12,6 +12,30 @@ from core.errors import InvalidInput
 from webadmin.api.declare import Created
 from webadmin.service import idempotency
 
+REFUSED = "_refused"  # a stored answer that is a refusal (see once_refusable)
+
+
+async def once_refusable(ctx: Any, body: BaseModel, answer: Callable[[Any], Any], fn: Any,
+                         *args: Any) -> Created:
+    """:func:`once` for operations whose refusal must still commit (a card activation's
+    wrong-PIN counters): a result with ``ok`` false is stored as the key's answer, so the
+    transaction commits its counters, and is raised as the domain's error afterwards (and on
+    every replay of the key). Raising inside the key's transaction would roll the counters
+    back: a fresh key per guess would then never lock anyone out."""
+
+    def stored(result: Any) -> Any:
+        if getattr(result, "ok", True):
+            return answer(result)
+        return {REFUSED: True, "serial": result.serial, "reason": str(result.refused)}
+
+    out = await once(ctx, body, stored, fn, *args)
+    data = out.data
+    if isinstance(data, dict) and data.get(REFUSED):
+        from billing.cards import REFUSAL_TEXT, CardRefused, Refusal
+
+        raise CardRefused(f"card {data['serial']}: {REFUSAL_TEXT[Refusal(data['reason'])]}")
+    return out
+
 
 async def once(ctx: Any, body: BaseModel, answer: Callable[[Any], Any], fn: Any,
                *args: Any) -> Created:

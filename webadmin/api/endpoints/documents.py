@@ -158,10 +158,10 @@ async def unblock_cards(ctx: Any, body: Block) -> Any:
               tag="cards")
 async def activate_card(ctx: Any, serial: str, body: Activate) -> Any:
     if ctx.idempotency_key is not None:
-        from webadmin.api.idempotent import once
+        from webadmin.api.idempotent import once_refusable
 
-        return await once(ctx, body, _activation, cards.thd_activate, serial, body.pin,
-                          body.login, ctx.currency, ctx.api.card_policy)
+        return await once_refusable(ctx, body, _activation, cards.thd_activate, serial,
+                                    body.pin, body.login, ctx.currency, ctx.api.card_policy)
     return _activation(await ctx.run(cards.thd_activate, serial, body.pin, body.login,
                                      ctx.currency, ctx.api.card_policy))
 

@@ -211,10 +211,10 @@ def _activation(result: Any) -> Any:
 async def my_card_activate(ctx: Any, body: MyCard) -> Any:
     policy = ctx.api.card_policy
     if ctx.idempotency_key is not None:
-        from webadmin.api.idempotent import once
+        from webadmin.api.idempotent import once_refusable
 
-        return await once(ctx, body, _activation, svc.thd_activate_card, body.serial, body.pin,
-                          ctx.currency, policy)
+        return await once_refusable(ctx, body, _activation, svc.thd_activate_card,
+                                    body.serial, body.pin, ctx.currency, policy)
     return _activation(await ctx.run(svc.thd_activate_card, body.serial, body.pin,
                                      ctx.currency, policy))
 
